@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,14 @@ std::string json_list(const std::vector<double>& v) {
   std::string s = "[";
   for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
   return s + "]";
+}
+
+// CPU seconds of the whole process (all threads): less disturbed than wall time when
+// other work shares the machine, so the script reports both.
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
 long peak_rss_mb() {
@@ -61,29 +70,39 @@ int main(int argc, char** argv) {
   const at::Tensor ids = at::randint(model->config().vocab_size, {batch, seq},
                                      at::make_generator<at::CPUGeneratorImpl>(1), at::kLong);
 
-  std::vector<double> forward_s;
+  std::vector<double> forward_s, forward_cpu_s;
   for (int s = 0; s < warmup + steps; ++s) {
     torch::NoGradGuard no_grad;
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_seconds();
     const at::Tensor logits = model->forward(ids);
-    if (s >= warmup) forward_s.push_back(seconds_since(t0));
+    if (s >= warmup) {
+      forward_s.push_back(seconds_since(t0));
+      forward_cpu_s.push_back(cpu_seconds() - c0);
+    }
   }
   const long forward_rss = peak_rss_mb();
-  std::vector<double> train_s;
+  std::vector<double> train_s, train_cpu_s;
   double loss = 0;
   for (int s = 0; s < warmup + steps; ++s) {
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_seconds();
     for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
     const at::Tensor l = model->loss(ids);
     l.backward();
     loss = l.item<double>();
-    if (s >= warmup) train_s.push_back(seconds_since(t0));
+    if (s >= warmup) {
+      train_s.push_back(seconds_since(t0));
+      train_cpu_s.push_back(cpu_seconds() - c0);
+    }
   }
   std::printf(
       "{\"impl\": \"quantfork\", \"size\": \"%s\", \"batch\": %d, \"seq\": %d, \"threads\": %d, "
-      "\"forward_step_s\": %s, \"train_step_s\": %s, \"loss\": %.6f, "
+      "\"forward_step_s\": %s, \"train_step_s\": %s, \"forward_cpu_s\": %s, "
+      "\"train_cpu_s\": %s, \"loss\": %.6f, "
       "\"peak_rss_forward_mb\": %ld, \"peak_rss_mb\": %ld}\n",
       size.c_str(), batch, seq, threads, json_list(forward_s).c_str(), json_list(train_s).c_str(),
-      loss, forward_rss, peak_rss_mb());
+      json_list(forward_cpu_s).c_str(), json_list(train_cpu_s).c_str(), loss, forward_rss,
+      peak_rss_mb());
   return 0;
 }

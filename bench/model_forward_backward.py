@@ -98,17 +98,18 @@ def main():
     model = GPTNeoX(layers, d, heads, vocab).train()
     ids = torch.randint(vocab, (a.batch, a.seq), generator=torch.Generator().manual_seed(1))
 
-    forward_s = []
+    forward_s, forward_cpu_s = [], []
     for s in range(a.warmup + a.steps):
         with torch.no_grad():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             model(ids)
             if s >= a.warmup:
                 forward_s.append(time.perf_counter() - t0)
+                forward_cpu_s.append(time.process_time() - c0)
     forward_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    train_s, loss_value = [], 0.0
+    train_s, train_cpu_s, loss_value = [], [], 0.0
     for s in range(a.warmup + a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         model.zero_grad(set_to_none=True)
         logits = model(ids)
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, vocab), ids[:, 1:].reshape(-1))
@@ -116,9 +117,11 @@ def main():
         loss_value = loss.item()
         if s >= a.warmup:
             train_s.append(time.perf_counter() - t0)
+            train_cpu_s.append(time.process_time() - c0)
     print(json.dumps({
         "impl": "python", "size": a.size, "batch": a.batch, "seq": a.seq, "threads": a.threads,
-        "forward_step_s": forward_s, "train_step_s": train_s, "loss": round(loss_value, 6),
+        "forward_step_s": forward_s, "train_step_s": train_s, "forward_cpu_s": forward_cpu_s,
+        "train_cpu_s": train_cpu_s, "loss": round(loss_value, 6),
         "peak_rss_forward_mb": forward_rss,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "torch": torch.__version__}))

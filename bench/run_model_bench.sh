@@ -3,7 +3,9 @@
 # batch 4, seq 512 by default) in quantfork against the same model in plain PyTorch
 # (model_forward_backward.py, Debian's python3-torch): same machine, same run, same
 # thread count. The two programs alternate ROUNDS times, so that a slow spell of the
-# machine hits both; tokens/s come from the median step, and the best step is shown too.
+# machine hits both; tokens/s come from the median step, and the best step is shown too,
+# as are tokens per CPU-second of the process, which other work on the machine disturbs
+# less than wall time.
 #   bench/run_model_bench.sh [BUILD_DIR]
 #   env: STEPS (timed steps per round, 2), ROUNDS (2), THREADS (nproc), SIZE (160m)
 set -euo pipefail
@@ -31,10 +33,13 @@ steps = len(merged("quantfork", "train_step_s"))
 size, batch, seq, threads = first["size"], first["batch"], first["seq"], first["threads"]
 print(f"\n{size}, batch {batch} x seq {seq}, {threads} threads, {steps} timed steps each")
 print("| | quantfork | PyTorch (Python) | quantfork / PyTorch |\n|---|---|---|---|")
-for key, label in (("forward_step_s", "forward"), ("train_step_s", "forward+backward")):
+for key, label in (("forward", "forward"), ("train", "forward+backward")):
     for stat, name in ((statistics.median, "median"), (min, "best")):
-        q, p = tokens / stat(merged("quantfork", key)), tokens / stat(merged("python", key))
+        q, p = tokens / stat(merged("quantfork", key + "_step_s")), tokens / stat(merged("python", key + "_step_s"))
         print(f"| {label} tokens/s ({name} step) | {q:.0f} | {p:.0f} | {q / p:.2f}x |")
+    q = tokens / statistics.median(merged("quantfork", key + "_cpu_s"))
+    p = tokens / statistics.median(merged("python", key + "_cpu_s"))
+    print(f"| {label} tokens per CPU-second (median step) | {q:.0f} | {p:.0f} | {q / p:.2f}x |")
 for key, label in (("peak_rss_forward_mb", "peak RSS after the forward steps (MB)"), ("peak_rss_mb", "peak RSS (MB)")):
     q = max(r[key] for r in runs if r["impl"] == "quantfork")
     p = max(r[key] for r in runs if r["impl"] == "python")

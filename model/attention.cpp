@@ -1,9 +1,12 @@
 #include "model/attention.h"
 
+#include <torch/torch.h>
+
 #include <cmath>
 #include <limits>
 
 #include "core/torch/compat.h"
+#include "core/torch/cpu_gemm.h"
 
 namespace qf::model {
 
@@ -34,18 +37,66 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Te
   return at::cat({x1 * c - x2 * s, x2 * c + x1 * s, parts[2]}, -1);
 }
 
+namespace {
+
+// HF scales scores by 1 / sqrt(float32(head_dim)).
+double score_scale(std::int64_t head_dim) {
+  return 1.0 / static_cast<double>(std::sqrt(static_cast<float>(head_dim)));
+}
+
+// The causal mask as an additive [T, T] term: 0 on and below the diagonal, -inf above.
+// Added to the scores it leaves them bitwise as they were, and the masked ones softmax to
+// exactly 0, as HF's finfo.min does.
+at::Tensor causal_bias(std::int64_t t, const at::TensorOptions& options) {
+  return at::full({t, t}, -std::numeric_limits<double>::infinity(), options).triu_(1);
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The math path with its five batched products run by gemm_out (oneDNN on float32 CPU)
+// and a hand-written backward that saves only q, k, v and the probabilities: the same
+// arithmetic as causal_attention_math, without dropout.
+class GemmCausalAttention : public torch::autograd::Function<GemmCausalAttention> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v) {
+    const std::int64_t b = q.size(0), h = q.size(1), t = q.size(2), d = q.size(3);
+    const double scale = score_scale(d);
+    const at::Tensor q3 = q.reshape({b * h, t, d}), k3 = k.reshape({b * h, t, d});
+    const at::Tensor v3 = v.reshape({b * h, t, d});
+    // scores = mask + scale * q k^T, as one accumulating product into the mask's copy.
+    at::Tensor scores = causal_bias(t, q.options()).expand({b * h, t, t}).contiguous();
+    gemm_out(scores, q3, k3.transpose(1, 2), /*accumulate=*/true, scale);
+    const at::Tensor probs = at::softmax(scores, -1);
+    ctx->save_for_backward({q3, k3, v3, probs});
+    return gemm(probs, v3).view({b, h, t, d});
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &q3 = saved[0], &k3 = saved[1], &v3 = saved[2], &probs = saved[3];
+    const auto sizes = grads[0].sizes().vec();
+    const at::Tensor g = grads[0].reshape(q3.sizes());
+    const double scale = score_scale(q3.size(2));
+    const at::Tensor grad_scores =
+        at::_softmax_backward_data(gemm(g, v3.transpose(1, 2)), probs, -1, at::kFloat);
+    return {gemm(grad_scores, k3, scale).view(sizes),
+            gemm(grad_scores.transpose(1, 2), q3, scale).view(sizes),
+            gemm(probs.transpose(1, 2), g).view(sizes)};
+  }
+};
+
+}  // namespace
+
 at::Tensor causal_attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  double dropout_p) {
   const std::int64_t b = q.size(0), h = q.size(1), t = q.size(2), d = q.size(3);
-  // HF scales by 1 / sqrt(float32(head_dim)).
-  const double scale = 1.0 / static_cast<double>(std::sqrt(static_cast<float>(d)));
-  // The mask enters as the additive term of one baddbmm, which HF also uses (with zeros):
-  // unmasked scores are bitwise HF's, masked ones are -inf and softmax to exactly 0 as
-  // HF's finfo.min does. Scaling and masking cost no extra pass over the scores.
-  const at::Tensor mask =
-      at::full({t, t}, -std::numeric_limits<double>::infinity(), q.options()).triu_(1);
-  const at::Tensor scores = at::baddbmm(mask, q.reshape({b * h, t, d}),
-                                        k.reshape({b * h, t, d}).transpose(1, 2), 1.0, scale);
+  // The mask is the additive term of the one baddbmm that HF also uses (with zeros), so
+  // scaling and masking cost no extra pass over the scores.
+  const at::Tensor scores =
+      at::baddbmm(causal_bias(t, q.options()), q.reshape({b * h, t, d}),
+                  k.reshape({b * h, t, d}).transpose(1, 2), 1.0, score_scale(d));
   at::Tensor probs = at::softmax(scores, -1, at::kFloat).to(v.scalar_type());
   if (dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
   return at::bmm(probs, v.reshape({b * h, t, d})).view({b, h, t, d});
@@ -55,6 +106,10 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
                             double dropout_p) {
   if constexpr (torch_compat::kHasSdpa) {
     return torch_compat::fused_causal_attention(q, k, v, dropout_p);
+  }
+  if (cpu_gemm_uses_dnnl() && dropout_p == 0 && q.scalar_type() == at::kFloat &&
+      q.device().is_cpu()) {
+    return GemmCausalAttention::apply(q, k, v);
   }
   return causal_attention_math(q, k, v, dropout_p);
 }

@@ -24,7 +24,10 @@ at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& cos, const at::Te
 // the reference path, which every libtorch has.
 at::Tensor causal_attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  double dropout_p);
-// The fused kernel where libtorch has one (torch_compat::kHasSdpa), else the math path.
+// The fused kernel where libtorch has one (torch_compat::kHasSdpa); else, for float32 on
+// the CPU without dropout, the math path's arithmetic with oneDNN products (see
+// core/torch/cpu_gemm.h) and a backward that keeps only the probabilities; else the math
+// path itself.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             double dropout_p);
 

@@ -6,6 +6,7 @@
 
 #include "core/errors.h"
 #include "core/torch/compat.h"
+#include "core/torch/cpu_gemm.h"
 #include "model/attention.h"
 #include "model/linear_cross_entropy.h"
 
@@ -21,7 +22,7 @@ at::Tensor norm(const Params& p, const at::Tensor& x, double eps) {
 }
 
 at::Tensor linear(const Params& p, const at::Tensor& x) {
-  return at::linear(x, p->weight, p->bias);
+  return qf::linear(x, p->weight, p->bias);
 }
 
 std::string sizes_text(at::IntArrayRef sizes) {
@@ -168,7 +169,7 @@ at::Tensor GptNeoXForCausalLMImpl::hidden_states(const at::Tensor& ids) {
 }
 
 at::Tensor GptNeoXForCausalLMImpl::forward(const at::Tensor& ids) {
-  return at::linear(hidden_states(ids), embed_out->weight);
+  return qf::linear(hidden_states(ids), embed_out->weight, at::Tensor());
 }
 
 at::Tensor GptNeoXForCausalLMImpl::loss(const at::Tensor& ids) {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/torch/cpu_gemm.h"
+
 namespace qf::model {
 namespace {
 
@@ -30,7 +32,7 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
       const at::Tensor h = hidden.narrow(0, begin, rows);
       const at::Tensor t = targets.narrow(0, begin, rows).unsqueeze(1);
       // The same log_softmax the plain chain's cross_entropy takes, in float32.
-      at::Tensor logp = at::log_softmax(at::mm(h, weight.t()), 1, at::kFloat);
+      at::Tensor logp = at::log_softmax(gemm(h, weight.t()), 1, at::kFloat);
       loss_sum.sub_(logp.gather(1, t).sum());
       if (!grad_hidden_wanted && !grad_weight_wanted) continue;
       // d(mean loss)/d(logits) = (softmax - onehot) / N, formed in logp's memory.
@@ -40,9 +42,9 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
       const at::Tensor g_low = g.to(weight.scalar_type());
       if (grad_hidden_wanted) {
         at::Tensor rows_of_grad = grad_hidden.narrow(0, begin, rows);
-        at::mm_out(rows_of_grad, g_low, weight);
+        gemm_out(rows_of_grad, g_low, weight);
       }
-      if (grad_weight_wanted) grad_weight.addmm_(g.t(), h.to(at::kFloat));
+      if (grad_weight_wanted) gemm_out(grad_weight, g.t(), h.to(at::kFloat), /*accumulate=*/true);
     }
     if (grad_weight_wanted) grad_weight = grad_weight.to(weight.scalar_type());
     ctx->save_for_backward({grad_hidden, grad_weight});
