@@ -148,7 +148,7 @@ int probe_checkpoint(const std::string& dir, int sequences, int seq, int batch, 
 // its own so that its memory is measured from a clean start.
 int main(int argc, char** argv) {
   std::string size = "160m", mode = "probe", checkpoint;
-  int threads = 2, sequences = 8, seq = 512, batch = 8, rounds = 3;
+  int threads = 2, sequences = 8, seq = 512, batch = 4, rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--size")

@@ -82,7 +82,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sequences", type=int, default=8)
     p.add_argument("--seq", type=int, default=512)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
     a = p.parse_args()
     torch.set_num_threads(a.threads)

@@ -7,6 +7,7 @@
 # bench/RESULTS.md.
 #   bench/quant_bench.sh [BUILD_DIR]
 #   env: ROUNDS (2), REPEATS (timed probes per process, 2), THREADS (nproc), SIZE (160m)
+# The probe runs with its default batch, 4 sequences (the paper's 4 x 512).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/release}

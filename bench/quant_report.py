@@ -25,16 +25,20 @@ for key, label in (("fake_quantize_gb_s", "quantfork fused kernel: ŵ + error su
 print("| PyTorch (Python) pseudo_quantize_tensor | " +
       " | ".join(f"{max(r['quantize'][s]['torch_ops_gb_s'] for r in pq):.2f}" for s in schemes) + " |")
 
-qs = statistics.median(s for r in q for s in r["probe_s"])
-ps = statistics.median(s for r in p for s in r["probe_s"])
+# Best runs: on a shared machine the slowest ones measure the neighbours.
+qs = min(s for r in q for s in r["probe_s"])
+ps = min(s for r in p for s in r["probe_s"])
+qm = statistics.median(s for r in q for s in r["probe_s"])
+pm = statistics.median(s for r in p for s in r["probe_s"])
 qf = min(r["fp32_eval_s"] for r in q)
 pf = min(r["fp32_eval_s"] for r in p)
 w = q[0]["fp32_weights_mb"]
 qpeak = max(r["probe_peak_rss_mb"] for r in q)
 ppeak = max(r["peak_rss_mb"] for r in p)
 print("\n| probe | quantfork | PyTorch (Python) | PyTorch / quantfork |\n|---|---|---|---|")
-print(f"| seconds per probe: FP32 + INT4 + INT8 evaluations and statistics (median) | {qs:.2f} | {ps:.2f} | {ps / qs:.2f}x |")
-print(f"| evaluation tokens/s over the probe (3 x {tokens} tokens) | {3 * tokens / qs:.0f} | {3 * tokens / ps:.0f} | {ps / qs:.2f}x |")
+print(f"| seconds per probe: FP32 + INT4 + INT8 evaluations and statistics (best run) | {qs:.2f} | {ps:.2f} | {ps / qs:.2f}x |")
+print(f"| seconds per probe (median run) | {qm:.2f} | {pm:.2f} | {pm / qm:.2f}x |")
+print(f"| evaluation tokens/s over the probe (3 x {tokens} tokens, best run) | {3 * tokens / qs:.0f} | {3 * tokens / ps:.0f} | {ps / qs:.2f}x |")
 print(f"| FP32 evaluation tokens/s (best run) | {tokens / qf:.0f} | {tokens / pf:.0f} | {pf / qf:.2f}x |")
 print(f"| peak RSS (MB): quantfork during the probe, PyTorch whole process | {qpeak} | {ppeak} | |")
 print(f"| peak RSS / FP32 weights | {qpeak / w:.2f} | {ppeak / w:.2f} | |")
