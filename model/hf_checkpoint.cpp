@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/errors.h"
 #include "core/logging.h"
 #include "core/torch/tensor_io.h"
@@ -111,32 +112,6 @@ const char* hf_dtype_name(at::ScalarType t) {
     default:
       throw Error(std::string("cannot save a checkpoint as ") + c10::toString(t) +
                   " (float32, float16 or bfloat16)");
-  }
-}
-
-[[noreturn]] void io_fail(const std::string& what, const fs::path& path) {
-  throw IoError(errno_message(what, path.string()));
-}
-
-// config.json beside the weights: temporary name, fsync, rename.
-void write_text_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) io_fail("cannot create", tmp);
-  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() &&
-                  std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  if (std::fclose(f) != 0 || !ok) {
-    std::remove(tmp.c_str());
-    io_fail("cannot write", tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) io_fail("cannot rename into place", path);
-}
-
-void sync_directory(const fs::path& dir) {
-  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
   }
 }
 

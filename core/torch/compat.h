@@ -3,6 +3,7 @@
 // 1.13; GPU machines use a pip PyTorch 2.x. Code elsewhere asks these questions instead of
 // testing versions itself, so that supporting another release touches only this file.
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
 #define QF_TORCH_AT_LEAST(major, minor) \
@@ -55,4 +56,79 @@ class ScopedNoTf32 {
   bool cublas_, cudnn_;
 };
 
+// The fused CUDA AdamW kernel (at::_fused_adamw_, 2.1 on). `state_steps` are float32
+// scalars on the parameters' device holding the steps taken before this one; the kernel
+// increments them. Where libtorch has none, AdamW takes its per-tensor path and this is
+// never called.
+inline constexpr bool kHasFusedAdamw = QF_TORCH_AT_LEAST(2, 1);
+inline void fused_adamw(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
+                        at::TensorList exp_avg_sqs, at::TensorList state_steps, double lr,
+                        double beta1, double beta2, double weight_decay, double eps) {
+#if QF_TORCH_AT_LEAST(2, 1)
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, state_steps,
+                    lr, beta1, beta2, weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+#else
+  (void)params, (void)grads, (void)exp_avgs, (void)exp_avg_sqs, (void)state_steps, (void)lr,
+      (void)beta1, (void)beta2, (void)weight_decay, (void)eps;
+  TORCH_CHECK(false, "this libtorch has no fused AdamW");
+#endif
+}
+
+// bf16 autocast on CUDA while alive (the training step's precision on GPUs: float32
+// master weights, bf16 matmuls). 2.4 moved the switches to per-device-type functions.
+class ScopedCudaBf16Autocast {
+ public:
+  explicit ScopedCudaBf16Autocast(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+#if QF_TORCH_AT_LEAST(2, 4)
+    previous_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    previous_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+#else
+    previous_ = at::autocast::is_enabled();
+    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~ScopedCudaBf16Autocast() {
+    if (!enabled_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if QF_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, previous_);
+    at::autocast::set_autocast_dtype(at::kCUDA, previous_dtype_);
+#else
+    at::autocast::set_enabled(previous_);
+    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+#endif
+  }
+  ScopedCudaBf16Autocast(const ScopedCudaBf16Autocast&) = delete;
+  ScopedCudaBf16Autocast& operator=(const ScopedCudaBf16Autocast&) = delete;
+
+ private:
+  bool enabled_;
+  bool previous_ = false;
+  at::ScalarType previous_dtype_ = at::kBFloat16;
+};
+
+}  // namespace qf::torch_compat
+
+// The c10d class that ProcessGroupGloo and ProcessGroupNCCL derive from, and so the one
+// train/distributed_group.cpp drives them through: 1.13's groups are ProcessGroups; 2.0 split
+// the user-facing ProcessGroup from per-device Backends and the concrete groups became
+// Backends, with the same allreduce/broadcast signatures. Declared, not included, so that
+// this header stays free of c10d (only the distributed code includes it).
+namespace c10d {
+class Backend;
+class ProcessGroup;
+}  // namespace c10d
+
+namespace qf::torch_compat {
+#if QF_TORCH_AT_LEAST(2, 0)
+using C10dBackend = ::c10d::Backend;
+#else
+using C10dBackend = ::c10d::ProcessGroup;
+#endif
 }  // namespace qf::torch_compat

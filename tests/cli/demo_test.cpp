@@ -1,71 +1,106 @@
-// `quantfork demo` end to end: what it writes must be the configured schedules, exactly.
-#include <gtest/gtest.h>
-
+// `quantfork demo` end to end, shortened (fewer and smaller updates): the corpus, the
+// pretraining with Pythia-spaced checkpoints, the audit, nine forked runs, analysis.json
+// and the report, and their consistency: every probe step in every run, the report's
+// statistics equal to the JSON's.
 #include <cmath>
-#include <sstream>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
 
+#include "core/run_file.h"
 #include "test_support.h"
 
 namespace {
-std::vector<std::vector<std::string>> read_csv(const std::string& text) {
-  std::vector<std::vector<std::string>> rows;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    std::vector<std::string> cells;
-    std::istringstream cells_in(line);
-    for (std::string c; std::getline(cells_in, c, ',');) cells.push_back(c);
-    rows.push_back(cells);
-  }
-  return rows;
-}
-}  // namespace
 
-TEST(Demo, WritesArmSchedulesAndTheSharedProbePlan) {
+namespace fs = std::filesystem;
+using qf::test::read_file;
+using qf::test::run_quantfork;
+
+const char* kShortDemo =
+    "demo --set demo.out=out --set demo.pretrain_steps=260 --set demo.checkpoint_every=20 "
+    "--set demo.batch=8 --set demo.seq_len=64 --set demo.audit_min_step=20 "
+    "--set demo.eval_sequences=16 --set demo.fork_steps=48 --set demo.probe_every=16";
+
+bool demo_available() {
+  // The sanitizer build has no libtorch, hence no demo command.
+  return run_quantfork("demo --help").exit_code == 0;
+}
+
+std::string stat(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  return buf;
+}
+
+TEST(Demo, RunsTheWholeStudyInMiniatureAndItsReportMatchesItsNumbers) {
+  if (!demo_available()) GTEST_SKIP() << "quantfork was built without libtorch: no demo";
+  if (!fs::is_directory("/usr/share/games/fortunes")) {
+    FAIL() << "Debian's fortunes package is missing: scripts/setup.sh installs it";
+  }
   qf::test::TempDir dir;
-  auto r = qf::test::run_quantfork("demo --set demo.out=out --set demo.steps=700", dir.path());
+  const auto r = run_quantfork(kShortDemo, dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  // It says what it does not run yet.
-  EXPECT_NE(r.err.find("not built yet, so not run"), std::string::npos) << r.err;
-  auto csv = read_csv(qf::test::read_file(dir / "out/schedules.csv"));
-  ASSERT_EQ(csv.size(), 701u);
-  EXPECT_EQ(csv[0], (std::vector<std::string>{"step", "cosine_lr", "cosine_phase", "sgdr_lr",
-                                              "sgdr_phase", "oli_lr", "oli_phase"}));
-  // The cosine arm continues the base run at step 3000 (gpt-neox AnnealingLR):
-  // 5e-4 * (1 + cos(pi * (3000 + s - 60) / 6000)), computed here independently.
-  for (int s : {0, 123, 699}) {
-    double expected = 5e-4 * (1 + std::cos(M_PI * (3000.0 + s - 60.0) / 6000.0));
-    EXPECT_NEAR(std::stod(csv[s + 1][1]), expected, 1e-15) << "step " << s;
+  EXPECT_NE(r.out.find("report: "), std::string::npos) << r.out;
+  const fs::path out = dir / "out";
+  for (const char* f : {"pretrain.yaml", "fork.yaml", "audit.h5", "model/config.json",
+                        "pretrain/checkpoints/step1/model.safetensors",
+                        "pretrain/checkpoints/step256/model.safetensors"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
   }
-  // SGDR restarts at 100 and 300 (t0 100, t_mult 2) back to max_lr.
-  EXPECT_EQ(csv[101][3], "0.00059999999999999995");
-  EXPECT_EQ(csv[101][4], "cycle1");
-  EXPECT_EQ(csv[301][4], "cycle2");
-  // OLI cools at half the envelope after its 60-step bump.
-  EXPECT_NEAR(std::stod(csv[61][5]), 0.5 * std::stod(csv[61][1]), 1e-18);
-  EXPECT_EQ(csv[61][6], "cool0");
-
-  auto plan = read_csv(qf::test::read_file(dir / "out/probe_plan.csv"));
-  std::vector<std::string> steps;
-  for (size_t i = 1; i < plan.size(); ++i) steps.push_back(plan[i][0]);
-  EXPECT_EQ(steps, (std::vector<std::string>{"0", "60", "100", "250", "299", "300", "360", "500",
-                                             "599", "600", "660", "699"}));
-  EXPECT_EQ(plan.back()[1], "last");
-  std::string png = qf::test::read_file(dir / "out/schedules.png");
-  ASSERT_GE(png.size(), 8u);
-  EXPECT_EQ(png.substr(1, 3), "PNG");
-  // The resolved configuration is saved beside the outputs and loads back.
-  auto again = qf::test::run_quantfork("demo --config out/config.yaml --dump-config", dir.path());
-  ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_EQ(again.out, qf::test::read_file(dir / "out/config.yaml"));
+  // Nine runs, each with the same probe steps.
+  std::set<int64_t> steps_of_first;
+  int runs = 0;
+  for (const char* arm : {"cosine", "sgdr", "oli"}) {
+    for (int seed = 1; seed <= 3; ++seed) {
+      const fs::path file = out / "fork" / arm / ("seed" + std::to_string(seed)) / "run.h5";
+      ASSERT_TRUE(fs::exists(file)) << file;
+      ++runs;
+      const auto probes = qf::RunFile::open_read_only(file.string()).read_probe();
+      std::set<int64_t> steps;
+      for (const auto& p : probes) {
+        steps.insert(p.step);
+        EXPECT_TRUE(std::isfinite(p.gap_int4_pct)) << file << " step " << p.step;
+      }
+      EXPECT_EQ(steps.size(), probes.size()) << file << ": a step probed twice";
+      EXPECT_TRUE(steps.count(47)) << file << ": the last update is always probed";
+      if (steps_of_first.empty()) steps_of_first = steps;
+      EXPECT_EQ(steps, steps_of_first) << file << ": the probe plan is shared by all runs";
+    }
+  }
+  EXPECT_EQ(runs, 9);
+  // analysis.json and the report: the report's statistics are the JSON's numbers.
+  const auto json = nlohmann::json::parse(read_file(out / "report/analysis.json"));
+  const std::string md = read_file(out / "report/report.md");
+  ASSERT_EQ(json.at("comparisons").size(), 2u);
+  for (const auto& c : json.at("comparisons")) {
+    const auto& paired = c.at("paired");
+    ASSERT_GE(paired.at("n").get<int64_t>(), 2) << c.dump();
+    EXPECT_NE(md.find(stat(paired.at("t").get<double>(), 4)), std::string::npos)
+        << "t of " << c.at("arm") << " not in the report";
+    EXPECT_NE(md.find(stat(paired.at("p_two_sided").get<double>(), 3)), std::string::npos)
+        << "p of " << c.at("arm") << " not in the report";
+  }
+  EXPECT_NE(md.find("fork base"), std::string::npos);
+  int pngs = 0;
+  for (const auto& e : fs::directory_iterator(out / "report")) {
+    if (e.path().extension() != ".png") continue;
+    ++pngs;
+    EXPECT_GT(fs::file_size(e.path()), 2000u) << e.path();
+    EXPECT_EQ(read_file(e.path()).substr(1, 3), "PNG") << e.path();
+  }
+  EXPECT_GE(pngs, 4);
 }
 
-TEST(Demo, BadArmIsAConfigError) {
+TEST(Demo, BadSettingsAreConfigErrors) {
+  if (!demo_available()) GTEST_SKIP() << "quantfork was built without libtorch: no demo";
   qf::test::TempDir dir;
-  qf::test::write_file(dir / "arms.yaml",
-                       "demo:\n  arms:\n    - name: x\n      schedule: {name: sgdr, t0: 0, "
-                       "max_lr: 1, min_lr: 0}\n");
-  auto r = qf::test::run_quantfork("demo --config arms.yaml --no-plot", dir.path());
+  auto r = run_quantfork("demo --set demo.hidden_size=96", dir.path());
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("demo.arms.0.schedule.t0"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("arms.yaml:4"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("demo.hidden_size"), std::string::npos) << r.err;
+  r = run_quantfork("demo --set demo.corpus=nowhere --set demo.out=o", dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("fortunes"), std::string::npos) << r.err;
 }
+
+}  // namespace

@@ -1,0 +1,42 @@
+// quantfork train: one training run from a config (train/trainer.h), with the probe
+// attached at the steps of its plan (experiments/probe_hook.h).
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "cli/command.h"
+#include "experiments/probe_hook.h"
+#include "experiments/fork.h"
+#include "train/train_config.h"
+#include "train/trainer.h"
+
+namespace qf::cli {
+
+int run_train(const std::vector<std::string>& args) {
+  ArgParser parser(
+      "train", "--config FILE [--set key=value ...]",
+      "Trains one run: from a Hugging Face checkpoint (model.init, e.g. a Pythia stepN "
+      "revision, with the schedule continuing its step) or from scratch (model.preset / "
+      "model.config), or resumes run.dir's newest checkpoint. Writes run.dir/config.yaml, "
+      "run.h5 (/train, /probe, /probe_tensors), log.txt and checkpoints/step<N>/. SIGINT or "
+      "SIGTERM: the update in flight finishes, a checkpoint is written, exit 0. Under "
+      "torchrun, srun or mpirun every rank runs this same command (data parallel over c10d).");
+  add_config_options(parser);
+  if (!parser.parse(args)) return 0;
+  ConfigSchema schema;
+  experiments::declare_run_config(schema);
+  Config cfg;
+  if (!load_config(parser, schema, cfg)) return 0;
+  train::install_stop_signal_handlers();
+  train::Trainer trainer(cfg, train::train_options(cfg));
+  if (auto hook = experiments::make_probe_hook(cfg, trainer)) trainer.add_hooks(hook);
+  const train::TrainSummary s = trainer.run();
+  if (trainer.is_root()) {
+    std::cout << (s.stopped_by_signal ? "stopped by a signal after " : "trained ") << s.run_steps
+              << " of " << trainer.options().steps << " updates; final loss " << s.final_loss
+              << "; skipped " << s.skipped_steps << "; checkpoint " << s.last_checkpoint << "\n";
+  }
+  return 0;
+}
+
+}  // namespace qf::cli

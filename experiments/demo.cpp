@@ -1,0 +1,327 @@
+#include "experiments/demo.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "core/atomic_file.h"
+#include "core/errors.h"
+#include "core/run_file.h"
+#include "data/eval_set.h"
+#include "data/indexed_dataset.h"
+#include "data/indexed_dataset_writer.h"
+#include "experiments/fork.h"
+#include "experiments/report.h"
+#include "quant_probe/audit.h"
+#include "quant_probe/probe.h"
+#include "schedules/registry.h"
+#include "train/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace qf::experiments {
+
+void declare_demo_config(ConfigSchema& s) {
+  s.optional("demo.out", FieldType::Path, "demo-out", "Folder the demo writes into.")
+      .optional("demo.corpus", FieldType::Path, "/usr/share/games/fortunes",
+                "Folder of fortune files (Debian's `fortunes` package): records separated "
+                "by lines holding only %.")
+      .optional("demo.pretrain_steps", FieldType::Int, "3000",
+                "Updates of the pretraining run (pythia_cosine decays over all of them).")
+      .optional("demo.checkpoint_every", FieldType::Int, "100",
+                "Pretraining checkpoints: 1, 2, 4, ..., 512 like Pythia's, then every N.")
+      .optional("demo.batch", FieldType::Int, "16", "Pretraining sequences per update.")
+      .optional("demo.seq_len", FieldType::Int, "128", "Tokens (bytes) per sequence.")
+      .optional("demo.max_lr", FieldType::Float, "2.0e-3",
+                "Peak learning rate of the pretraining cosine (floor: a tenth of it).")
+      .optional("demo.hidden_size", FieldType::Int, "128",
+                "Model width (a multiple of 128, the INT4 probe's group size).")
+      .optional("demo.layers", FieldType::Int, "2", "Transformer layers.")
+      .optional("demo.heads", FieldType::Int, "4", "Attention heads.")
+      .optional("demo.audit_min_step", FieldType::Int, "1000",
+                "Phase detection fits checkpoints from this step on (method.md: 1000).")
+      .optional("demo.eval_sequences", FieldType::Int, "64",
+                "Validation windows of seq_len + 1 bytes for every probe.")
+      .optional("demo.fork_steps", FieldType::Int, "600", "Updates of every forked run.")
+      .optional("demo.fork_batch", FieldType::Int, "4", "Sequences per update in the forks.")
+      .optional("demo.probe_every", FieldType::Int, "100",
+                "Fork probes every N updates, besides every arm's phase boundaries and "
+                "settled points and the last update.")
+      .optional("demo.seeds", FieldType::IntList, "[1, 2, 3]", "Seeds of every arm.")
+      .optional("demo.parallel", FieldType::Int, "2", "Forked runs at once.")
+      .optional("demo.threads", FieldType::Int, "1",
+                "CPU threads of every training process: a model this small gains little from "
+                "more, and loses much when other work shares the cores.");
+}
+
+namespace {
+
+struct DemoSettings {
+  fs::path out, corpus;
+  int64_t pretrain_steps, checkpoint_every, batch, seq_len, hidden, layers, heads;
+  int64_t audit_min_step, eval_sequences, fork_steps, fork_batch, probe_every, parallel;
+  int64_t threads;
+  double max_lr;
+  std::vector<int64_t> seeds;
+};
+
+DemoSettings settings_of(const Config& c) {
+  DemoSettings d;
+  d.out = fs::absolute(c.get_path("demo.out"));
+  d.corpus = c.get_path("demo.corpus");
+  d.pretrain_steps = c.get_int("demo.pretrain_steps");
+  d.checkpoint_every = c.get_int("demo.checkpoint_every");
+  d.batch = c.get_int("demo.batch");
+  d.seq_len = c.get_int("demo.seq_len");
+  d.max_lr = c.get_float("demo.max_lr");
+  d.hidden = c.get_int("demo.hidden_size");
+  d.layers = c.get_int("demo.layers");
+  d.heads = c.get_int("demo.heads");
+  d.audit_min_step = c.get_int("demo.audit_min_step");
+  d.eval_sequences = c.get_int("demo.eval_sequences");
+  d.fork_steps = c.get_int("demo.fork_steps");
+  d.fork_batch = c.get_int("demo.fork_batch");
+  d.probe_every = c.get_int("demo.probe_every");
+  d.parallel = std::max<int64_t>(1, c.get_int("demo.parallel"));
+  d.seeds = c.get_int_list("demo.seeds");
+  d.threads = c.get_int("demo.threads");
+  for (const char* key : {"demo.pretrain_steps", "demo.checkpoint_every", "demo.batch",
+                          "demo.seq_len", "demo.layers", "demo.heads", "demo.eval_sequences",
+                          "demo.fork_steps", "demo.fork_batch", "demo.probe_every", "demo.threads"}) {
+    if (c.get_int(key) < 1) throw ConfigError("config " + c.where(key) + ": must be at least 1");
+  }
+  if (d.hidden < 128 || d.hidden % 128 != 0 || d.hidden % d.heads != 0) {
+    throw ConfigError("config " + c.where("demo.hidden_size") +
+                      ": must be a multiple of 128 (the INT4 group size) and of demo.heads");
+  }
+  if (d.seeds.empty()) throw ConfigError("config " + c.where("demo.seeds") + ": empty");
+  return d;
+}
+
+// One document per fortune, its bytes as tokens, followed by EOD (0); every 20th
+// document goes to the validation set.
+void make_corpus(const fs::path& corpus, const fs::path& train, const fs::path& val) {
+  if (!fs::is_directory(corpus)) {
+    throw Error("the demo's corpus folder '" + corpus.string() +
+                "' does not exist: install Debian's `fortunes` package (scripts/setup.sh does) "
+                "or set demo.corpus to a folder of %-separated text files");
+  }
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(corpus)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && name.find('.') == std::string::npos) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  data::IndexedDatasetWriter tw(train, data::TokenDtype::kUInt16);
+  data::IndexedDatasetWriter vw(val, data::TokenDtype::kUInt16);
+  int64_t docs = 0;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string all = text.str();
+    size_t start = 0;
+    while (start < all.size()) {
+      size_t end = all.find("\n%\n", start);
+      if (end == std::string::npos) end = all.size();
+      std::vector<int32_t> tokens;
+      for (size_t i = start; i < end; ++i) {
+        const auto b = static_cast<unsigned char>(all[i]);
+        if (b != 0) tokens.push_back(b);
+      }
+      start = end + 3;
+      if (tokens.size() < 8) continue;
+      tokens.push_back(0);
+      auto& w = (++docs % 20 == 0) ? vw : tw;
+      w.add_item(tokens);
+      w.end_document();
+    }
+  }
+  tw.finalize();
+  vw.finalize();
+  spdlog::info("demo corpus: {} documents from {} files in {} ({} training tokens)", docs,
+               files.size(), corpus.string(), tw.num_tokens());
+}
+
+void write_model_config(const DemoSettings& d, const fs::path& path) {
+  std::ostringstream j;
+  j << R"({"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "hidden_size": )"
+    << d.hidden << R"(, "intermediate_size": )" << 4 * d.hidden
+    << R"(, "num_attention_heads": )" << d.heads << R"(, "num_hidden_layers": )" << d.layers
+    << R"(, "vocab_size": 256, "max_position_embeddings": )" << std::max<int64_t>(256, d.seq_len)
+    << R"(, "rotary_pct": 0.25, "rotary_emb_base": 10000, "layer_norm_eps": 1e-05, )"
+    << R"("hidden_act": "gelu", "use_parallel_residual": true, "tie_word_embeddings": false, )"
+    << R"("bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "float32"})" << "\n";
+  write_text_atomically(path, j.str());
+}
+
+std::string cosine_block(const DemoSettings& d, int64_t offset) {
+  std::ostringstream s;
+  s << "{name: pythia_cosine, max_lr: " << d.max_lr << ", min_lr: " << d.max_lr / 10
+    << ", warmup_steps: " << std::max<int64_t>(1, d.pretrain_steps / 100)
+    << ", decay_steps: " << d.pretrain_steps << ", step_offset: " << offset << "}";
+  return s.str();
+}
+
+std::vector<int64_t> pythia_like_steps(const DemoSettings& d) {
+  std::vector<int64_t> steps;
+  for (int64_t s = 1; s <= 512 && s <= d.pretrain_steps; s *= 2) steps.push_back(s);
+  for (int64_t s = d.checkpoint_every; s <= d.pretrain_steps; s += d.checkpoint_every) {
+    if (s > 512) steps.push_back(s);
+  }
+  if (steps.back() != d.pretrain_steps) steps.push_back(d.pretrain_steps);
+  return steps;
+}
+
+void run_stage(const fs::path& program, const std::vector<std::string>& args,
+               const std::string& what) {
+  std::vector<char*> argv{const_cast<char*>(program.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::cout.flush();
+  std::fflush(nullptr);  // or the child would print what the parent had buffered
+  const pid_t pid = ::fork();
+  if (pid < 0) throw IoError(errno_message("cannot start", program.string()));
+  if (pid == 0) {
+    ::execv(program.c_str(), argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw Error("demo: " + what + " failed (exit status " +
+                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) +
+                "); rerun the demo to go on from where it stopped");
+  }
+}
+
+// The fork's base: the audit's pre-divergence checkpoint; else its FP32 convergence
+// checkpoint when FP32 perplexity converged inside the trajectory; else the checkpoint
+// two thirds of the way. The reason goes to the report.
+std::pair<int64_t, std::string> choose_base(const fs::path& audit_path,
+                                            const std::vector<int64_t>& steps, int64_t total) {
+  AuditFile audit = AuditFile::open_read_only(audit_path.string());
+  const auto lm = audit.landmarks();
+  if (lm && lm->pre_divergence_step) {
+    return {*lm->pre_divergence_step, "the audit's pre-divergence checkpoint"};
+  }
+  const bool converged =
+      audit.file().int_attribute("converged_inside").value_or(0) == 1;
+  if (lm && lm->fp32_convergence_step && converged) {
+    return {*lm->fp32_convergence_step,
+            "the FP32 convergence checkpoint: the audit found no divergence phase at this "
+            "scale, so there is no pre-divergence checkpoint"};
+  }
+  int64_t pick = steps.front();
+  for (int64_t s : steps) {
+    if (s <= total * 2 / 3) pick = s;
+  }
+  return {pick,
+          "the checkpoint two thirds of the way through pretraining: FP32 perplexity had not "
+          "converged inside the trajectory and the audit found no divergence phase, so there "
+          "is no pre-divergence checkpoint"};
+}
+
+}  // namespace
+
+DemoResult run_demo(const Config& config, const fs::path& program) {
+  const DemoSettings d = settings_of(config);
+  fs::create_directories(d.out / "data");
+  fs::create_directories(d.out / "model");
+  const int64_t threads = d.threads;
+
+  // 1. corpus
+  const fs::path train_data = d.out / "data/train", val_data = d.out / "data/val";
+  spdlog::info("demo 1/6: corpus");
+  if (!fs::exists(train_data.string() + ".idx") || !fs::exists(val_data.string() + ".idx")) {
+    make_corpus(d.corpus, train_data, val_data);
+  }
+
+  // 2. pretraining
+  spdlog::info("demo 2/6: pretraining a tiny GPT-NeoX for {} updates", d.pretrain_steps);
+  write_model_config(d, d.out / "model/config.json");
+  const std::vector<int64_t> at = pythia_like_steps(d);
+  std::ostringstream steps_list;
+  for (size_t i = 0; i < at.size(); ++i) steps_list << (i ? ", " : "") << at[i];
+  std::ostringstream pre;
+  pre << "# written by quantfork demo: the pretraining run\n"
+      << "run: {dir: " << (d.out / "pretrain").string() << "}\n"
+      << "model: {config: " << (d.out / "model/config.json").string() << "}\n"
+      << "train: {steps: " << d.pretrain_steps << ", global_batch: " << d.batch
+      << ", seq_len: " << d.seq_len << ", seed: 1234, threads: " << threads << "}\n"
+      << "schedule: " << cosine_block(d, 0) << "\n"
+      << "data: {dataset: " << train_data.string() << ", order: seeded}\n"
+      << "checkpoint: {at_steps: [" << steps_list.str() << "], keep_last: 1}\n";
+  write_text_atomically(d.out / "pretrain.yaml", pre.str());
+  if (!run_finished(d.out / "pretrain", d.pretrain_steps)) {
+    run_stage(program, {"train", "--config", (d.out / "pretrain.yaml").string()}, "pretraining");
+  }
+
+  // 3. audit
+  spdlog::info("demo 3/6: audit of {} checkpoints", at.size());
+  std::vector<quant::AuditCheckpoint> checkpoints;
+  for (int64_t s : at) {
+    checkpoints.push_back({d.out / "pretrain/checkpoints" / ("step" + std::to_string(s)), s});
+  }
+  const at::Tensor windows = quant::windows_tensor(data::eval_set_from_dataset(
+      data::IndexedDataset::open(val_data), d.eval_sequences, d.seq_len));
+  quant::AuditOptions audit_options;
+  audit_options.phases.min_step = d.audit_min_step;
+  const fs::path audit_path = d.out / "audit.h5";
+  const quant::AuditSummary audit = quant::run_audit(checkpoints, windows, quant::ProbeOptions{},
+                                                     audit_options, audit_path, config);
+  std::cerr << quant::format_phases(audit.phases);
+
+  // 4. the fork
+  const auto [base_step, reason] = choose_base(audit_path, at, d.pretrain_steps);
+  spdlog::info("demo 4/6: fork from step {} ({}) into cosine, SGDR and OLI x {} seeds",
+               base_step, reason, d.seeds.size());
+  const auto envelope = schedules::make_schedule(YAML::Load(cosine_block(d, base_step)), "cosine");
+  std::ostringstream seeds;
+  for (size_t i = 0; i < d.seeds.size(); ++i) seeds << (i ? ", " : "") << d.seeds[i];
+  std::ostringstream fork;
+  fork << "# written by quantfork demo: the fork experiment (quantfork experiment --config)\n"
+       << "experiment:\n  name: fork\n  out: " << d.out.string() << "\n  base: "
+       << (d.out / "pretrain/checkpoints" / ("step" + std::to_string(base_step))).string()
+       << "\n  base_step: " << base_step << "\n  seeds: [" << seeds.str() << "]\n"
+       << "  parallel: " << d.parallel << "\n  threads_per_run: " << threads
+       << "\n  arms:\n"
+       << "    - {name: cosine, schedule: " << cosine_block(d, base_step) << "}\n"
+       << "    - {name: sgdr, schedule: {name: sgdr, max_lr: "
+       << std::max(envelope->lr(0), d.max_lr / 2)
+       << ", min_lr: " << d.max_lr / 10 << ", t0: " << std::max<int64_t>(1, d.fork_steps / 8)
+       << ", t_mult: 2}}\n"
+       << "    - {name: oli, schedule: {name: oli, envelope: " << cosine_block(d, base_step)
+       << ", period: " << std::max<int64_t>(2, d.fork_steps / 4) << "}}\n"
+       << "train: {steps: " << d.fork_steps << ", global_batch: " << d.fork_batch
+       << ", seq_len: " << d.seq_len << "}\n"
+       << "data: {dataset: " << train_data.string() << ", order: seeded}\n"
+       << "checkpoint: {keep_last: 1}\n"
+       << "probe: {enabled: true, every: " << d.probe_every << ", eval: {dataset: "
+       << val_data.string() << ", sequences: " << d.eval_sequences << ", seq_len: " << d.seq_len
+       << "}}\n";
+  write_text_atomically(d.out / "fork.yaml", fork.str());
+  run_stage(program, {"experiment", "--config", (d.out / "fork.yaml").string()},
+            "the fork experiment");
+
+  // 5 and 6. analyze and report
+  spdlog::info("demo 5/6 and 6/6: analyze and report");
+  ReportOptions report;
+  report.audit = audit_path;
+  report.runs = {(d.out / "fork").string()};
+  report.analyze.phase_filter["oli"] = parse_phase_filter({"settled"}, "demo");
+  const ReportFiles files = write_report(report, d.out / "report");
+  std::ofstream note(files.markdown, std::ios::app);
+  note << "\n## The demo's fork base\n\nThe arms forked from step " << base_step << ", "
+       << reason << ". Whether the three phases of the Pythia-160m study appear at this "
+       << "scale is a finding of this run, read off the audit section above.\n";
+  return {files.markdown, "step " + std::to_string(base_step) + ": " + reason};
+}
+
+}  // namespace qf::experiments

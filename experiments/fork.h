@@ -1,0 +1,71 @@
+#pragma once
+// The fork experiment (method.md, "The fork experiment"; interfaces.md, run directories):
+// a base checkpoint, arms (a schedule plus overrides each) × seeds, one probe plan shared
+// by all arms, one `quantfork train` run per (arm, seed) in OUT/<experiment>/<arm>/seed<k>/.
+//
+// Runs are separate processes (`quantfork train --config run_config.yaml`), one after
+// another or experiment.parallel at a time with the cores split between them; under
+// torchrun / srun every rank of the job takes part in every run, which is then data
+// parallel over the whole job. Launching the same experiment again skips finished runs
+// and resumes unfinished ones from their newest checkpoint.
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "schedules/probe_plan.h"
+
+namespace qf::experiments {
+
+// The keys of one training run: train/train_config.h's, the probe's
+// (quant_probe/probe_config.h) and the probe hook's (probe_hook.h).
+void declare_run_config(ConfigSchema& schema);
+// Those plus experiment.*.
+void declare_experiment_config(ConfigSchema& schema);
+
+struct Arm {
+  std::string name;
+  schedules::SchedulePtr schedule;
+  YAML::Node schedule_block;
+  YAML::Node overrides;  // {dotted.key: value} applied to this arm's runs
+};
+
+struct RunSpec {
+  std::string arm;
+  int64_t seed = 0;
+  std::filesystem::path dir;
+  std::filesystem::path config_path;  // the run's full config, written by plan_runs
+  bool finished = false;              // a checkpoint with every update is there already
+};
+
+struct ExperimentPlan {
+  std::string name;
+  std::filesystem::path out;  // OUT/<experiment>
+  std::filesystem::path base;
+  int64_t base_step = 0;
+  std::string base_reason;  // how the base was chosen (for logs and the report)
+  std::vector<Arm> arms;
+  std::vector<int64_t> seeds;
+  std::vector<schedules::ProbePoint> probe_plan;
+  std::vector<RunSpec> runs;
+  int parallel = 1;
+  int threads_per_run = 0;
+};
+
+std::vector<Arm> read_arms(const Config& config, const std::string& key);
+
+// Resolves the base (a checkpoint, or audit:pre_divergence), computes the shared probe
+// plan, and writes every run's config under OUT/<experiment>/<arm>/seed<k>/.
+ExperimentPlan plan_experiment(const Config& config);
+
+// Runs the unfinished runs with `program` (the quantfork binary). Throws Error naming
+// the runs that failed and their log files.
+void run_experiment(const ExperimentPlan& plan, const std::filesystem::path& program);
+
+// The newest checkpoint of a run has all its updates (trainer_state.json says so).
+bool run_finished(const std::filesystem::path& run_dir, int64_t steps);
+
+}  // namespace qf::experiments

@@ -1,0 +1,195 @@
+// The audit section of the report: FP32 perplexity and quantization gaps along a
+// trajectory, its phases and landmarks, and weight kurtosis against the INT4 gap.
+#include <cmath>
+#include <map>
+
+#include "core/gnuplot.h"
+#include "core/run_file.h"
+#include "experiments/analysis_io.h"
+#include "experiments/report.h"
+#include "experiments/report_plot.h"
+#include "experiments/statistics.h"
+
+namespace fs = std::filesystem;
+
+namespace qf::experiments {
+namespace {
+
+// The audit marks a checkpoint it could not probe with this phase (and NaN values);
+// a later successful row of the same step supersedes it (quant_probe/audit.h).
+constexpr const char* kFailedPhase = "failed";
+
+const char* const kPhaseColors[] = {"#4daf4a", "#377eb8", "#e41a1c"};
+
+std::string step_text(const std::optional<std::int64_t>& step) {
+  return step ? std::to_string(*step) : "none";
+}
+
+std::string gap_figure(const std::vector<AuditRow>& rows, const std::vector<PhaseRow>& phases,
+                       const std::optional<AuditLandmarks>& marks, const fs::path& out_dir,
+                       std::vector<fs::path>& figures) {
+  ScratchDir scratch("quantfork-report");
+  std::vector<std::vector<double>> data;
+  for (const auto& r : rows) {
+    if (r.step > 0) data.push_back({double(r.step), r.ppl_fp32, r.gap_int4_pct, r.gap_int8_pct});
+  }
+  detail::write_data(scratch / "audit.dat", data);
+  std::string s =
+      "set title 'FP32 perplexity and quantization gap along the trajectory (shaded: fitted "
+      "phases)'\nset logscale x\nset xlabel 'step (log scale)'\nset ylabel 'FP32 perplexity "
+      "(log scale)'\nset logscale y\nset y2label 'gap vs FP32 (%)'\nset y2tics\nset ytics "
+      "nomirror\n"
+      "set key outside right top\nset autoscale xfix\n";
+  for (std::size_t i = 0; i < phases.size(); ++i) {
+    s += "set object " + std::to_string(i + 1) + " rect from " +
+         std::to_string(std::max<std::int64_t>(phases[i].start_step, 1)) + ", graph 0 to " +
+         std::to_string(std::max<std::int64_t>(phases[i].end_step, 1)) +
+         ", graph 1 behind fc rgb '" + kPhaseColors[i % 3] +
+         "' fs transparent solid 0.12 noborder\n";
+    // Staggered: neighbouring phases on a log axis can be narrow.
+    s += "set label " + gnuplot_quote(phases[i].phase) + " at " +
+         std::to_string(std::max<std::int64_t>(phases[i].start_step, 1)) + ", graph " +
+         std::to_string(0.04 + 0.06 * double(i % 3)) + " left offset 0.5,0 front\n";
+  }
+  if (marks && marks->fp32_convergence_step) {
+    s += detail::vertical_marker(double(*marks->fp32_convergence_step), "FP32 convergence",
+                                 "#000000", 0.95);
+  }
+  if (marks && marks->divergence_onset_step) {
+    s += detail::vertical_marker(double(*marks->divergence_onset_step), "divergence onset",
+                                 "#e41a1c", 0.88);
+  }
+  const std::string dat = gnuplot_quote((scratch / "audit.dat").string());
+  s += "plot " + dat +
+       " using 1:2 axes x1y1 with linespoints lw 2 pt 7 ps 0.5 title 'FP32 "
+       "perplexity', " +
+       dat +
+       " using 1:3 axes x1y2 with linespoints lw 2 pt 5 ps 0.5 title "
+       "'INT4 gap (%)', " +
+       dat +
+       " using 1:4 axes x1y2 with linespoints lw 2 pt 9 ps 0.5 title "
+       "'INT8 gap (%)'\n";
+  return detail::draw(s, out_dir, "audit_gap.png", "FP32 perplexity and INT4/INT8 gap against step",
+                      figures);
+}
+
+std::string kurtosis_figure(const std::vector<AuditRow>& rows, const fs::path& out_dir,
+                            std::vector<fs::path>& figures) {
+  std::vector<double> k, g;
+  std::vector<std::vector<double>> data;
+  for (const auto& r : rows) {
+    if (!std::isfinite(r.kurtosis_mean) || !std::isfinite(r.gap_int4_pct)) continue;
+    k.push_back(r.kurtosis_mean);
+    g.push_back(r.gap_int4_pct);
+    data.push_back({r.kurtosis_mean, r.gap_int4_pct, double(r.step)});
+  }
+  if (data.empty()) return "No checkpoint has both a mean kurtosis and an INT4 gap to plot.\n\n";
+  const double r = pearson_r(k, g);
+  ScratchDir scratch("quantfork-report");
+  detail::write_data(scratch / "kurtosis.dat", data);
+  const std::string s =
+      "set title " +
+      gnuplot_quote(
+          "mean excess kurtosis of the quantized weights against the "
+          "INT4 gap (Pearson r = " +
+          format_stat(r, 3) + ")") +
+      "\nset xlabel 'mean excess kurtosis'\nset ylabel 'INT4 gap (%)'\n"
+      "set cblabel 'step'\nset palette defined (0 '#2c7bb6', 1 '#ffffbf', 2 '#d7191c')\n"
+      "plot " +
+      gnuplot_quote((scratch / "kurtosis.dat").string()) +
+      " using 1:2:3 with points pt 7 ps 1 lc palette notitle\n";
+  return detail::draw(s, out_dir, "audit_kurtosis.png", "mean kurtosis against INT4 gap", figures) +
+         "Pearson r between mean weight kurtosis and INT4 gap over " + std::to_string(k.size()) +
+         " checkpoints: " + format_stat(r, 3) + ".\n\n";
+}
+
+// The landmarks in sentences; plain about what was not found.
+std::string landmarks_text(AuditFile& file, const std::optional<AuditLandmarks>& marks,
+                           const std::string& path) {
+  if (!marks) {
+    return "Phase detection has not run on this file, so there are no landmarks; run `quantfork "
+           "audit --phases-only --out " +
+           path + "`.\n\n";
+  }
+  std::string md;
+  if (marks->fp32_convergence_step) {
+    md += "- FP32 convergence (minimum of the moving median of FP32 perplexity): step " +
+          std::to_string(*marks->fp32_convergence_step);
+    if (file.file().int_attribute("converged_inside").value_or(1) == 0) {
+      md += ", the last checkpoint: FP32 perplexity has not converged inside this trajectory";
+    }
+    md += ".\n";
+  } else {
+    md += "- FP32 convergence: not found.\n";
+  }
+  if (marks->divergence_onset_step) {
+    md += "- Divergence onset: step " + std::to_string(*marks->divergence_onset_step) +
+          "; pre-divergence checkpoint: step " + step_text(marks->pre_divergence_step) + ".\n";
+    if (const auto lag = file.file().double_attribute("lag_steps"); lag && std::isfinite(*lag)) {
+      md += "- Lag from FP32 convergence to the divergence onset: " + format_stat(*lag, 6) +
+            " steps.\n";
+    }
+  } else {
+    md +=
+        "- No divergence phase was found in this trajectory, so there is no divergence onset "
+        "and no pre-divergence checkpoint to fork from.\n";
+  }
+  if (const auto verdict = file.file().string_attribute("phase_verdict");
+      verdict && !verdict->empty()) {
+    md += "\nThe audit's findings:\n\n";
+    std::size_t start = 0;
+    while (start < verdict->size()) {
+      const std::size_t end = verdict->find('\n', start);
+      const std::string line = verdict->substr(start, end - start);
+      if (!line.empty()) md += "- " + line + "\n";
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  }
+  return md + "\n";
+}
+
+}  // namespace
+
+std::string audit_section(const fs::path& audit, const fs::path& out_dir,
+                          std::vector<fs::path>& figures) {
+  AuditFile file = AuditFile::open_read_only(audit.string());
+  // One row per step: its last good one.
+  std::map<std::int64_t, AuditRow> by_step;
+  std::size_t failed = 0;
+  for (const auto& r : file.read_audit()) {
+    if (r.phase == kFailedPhase) {
+      ++failed;
+      continue;
+    }
+    by_step[r.step] = r;
+  }
+  std::vector<AuditRow> rows;
+  for (const auto& [step, r] : by_step) rows.push_back(r);
+  const auto phases = file.read_phases();
+  const auto marks = file.landmarks();
+
+  std::string md = "## Audit: `" + audit.string() + "`\n\n";
+  if (rows.empty()) return md + "The audit file holds no probed checkpoint yet.\n\n";
+  md += std::to_string(rows.size()) + " checkpoint(s) probed, steps " +
+        std::to_string(rows.front().step) + " to " + std::to_string(rows.back().step) +
+        (failed ? "; " + std::to_string(failed) + " failed probe row(s) left out" : "") +
+        (rows.front().step == 0 ? "; step 0 is not drawn on the log axis" : "") + ".\n\n";
+  md += gap_figure(rows, phases, marks, out_dir, figures);
+  md += landmarks_text(file, marks, audit.string());
+  if (phases.empty()) {
+    md += "No phases were fitted (too few checkpoints at or after the first fitted step).\n\n";
+  } else {
+    md +=
+        "| phase | start step | end step | slope of log(INT4 gap) per step |\n"
+        "|---|--:|--:|--:|\n";
+    for (const auto& p : phases) {
+      md += "| " + p.phase + " | " + std::to_string(p.start_step) + " | " +
+            std::to_string(p.end_step) + " | " + format_stat(p.slope) + " |\n";
+    }
+    md += "\n";
+  }
+  return md + kurtosis_figure(rows, out_dir, figures);
+}
+
+}  // namespace qf::experiments

@@ -1,0 +1,25 @@
+#pragma once
+// What the report's sections share to draw their figures with gnuplot (core/gnuplot.h):
+// numeric data files and one call that runs a script into OUT/<name>.png.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace qf::experiments::detail {
+
+// Whitespace-separated columns, one row per line, numbers with 17 significant digits
+// (gnuplot reads them back exactly).
+void write_data(const std::filesystem::path& file, const std::vector<std::vector<double>>& rows);
+
+// Runs `body` (the script after the PNG preamble) into `out_dir/name`, appends the image
+// to `figures` and returns the Markdown that shows it with `caption`.
+std::string draw(const std::string& body, const std::filesystem::path& out_dir,
+                 const std::string& name, const std::string& caption,
+                 std::vector<std::filesystem::path>& figures);
+
+// "set arrow" lines: a dashed vertical line at x (first axis) with a label at height
+// `label_y` (graph coordinates, 0 bottom, 1 top), so that markers close together stay legible.
+std::string vertical_marker(double x, const std::string& label, const std::string& color,
+                            double label_y);
+
+}  // namespace qf::experiments::detail

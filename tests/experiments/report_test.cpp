@@ -1,0 +1,190 @@
+// `quantfork report` end to end: the figures are real PNGs, the audit's landmarks are
+// stated honestly, and the statistics table holds exactly analysis.json's numbers.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/run_file.h"
+#include "experiments/analysis_io.h"
+#include "run_builder.h"
+#include "test_support.h"
+
+namespace fs = std::filesystem;
+
+namespace qf::experiments {
+namespace {
+
+using nlohmann::json;
+using qf::test::run_quantfork;
+
+// A small audited trajectory: the gap creeps up while FP32 perplexity falls, and the
+// phase detection found no divergence (as on fixtures/trajectory).
+void write_audit(const fs::path& file, bool diverged) {
+  AuditFile audit = AuditFile::create(file.string(), RunAttributes{}, "audit: {}\n");
+  const std::int64_t steps[] = {0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000};
+  for (std::size_t i = 0; i < std::size(steps); ++i) {
+    AuditRow r;
+    r.step = steps[i];
+    r.phase = "audit";
+    r.ppl_fp32 = 400.0 / (1 + static_cast<double>(i));
+    r.gap_int4_pct = 0.5 + 0.3 * static_cast<double>(i) * (diverged && i > 6 ? 10 : 1);
+    r.gap_int8_pct = 0.05;
+    r.kurtosis_mean = 3.0 - 0.1 * static_cast<double>(i);
+    r.ppl_int4 = r.ppl_fp32 * (1 + r.gap_int4_pct / 100);
+    r.ppl_int8 = r.ppl_fp32 * (1 + r.gap_int8_pct / 100);
+    audit.append_audit(r);
+  }
+  AuditRow failed;
+  failed.step = 9500;
+  failed.phase = "failed";
+  failed.ppl_fp32 = std::nan("");
+  audit.append_audit(failed);
+  const char* names[3] = {"segment_1", "segment_2", "segment_3"};
+  if (diverged) names[0] = "rapid_learning", names[1] = "plateau", names[2] = "divergence";
+  audit.write_phases(
+      {{names[0], 1000, 3000, -1e-4}, {names[1], 3000, 7000, 2e-5}, {names[2], 7000, 9000, 3e-4}});
+  AuditLandmarks marks;
+  marks.fp32_convergence_step = 9000;
+  if (diverged) {
+    marks.fp32_convergence_step = 6000;
+    marks.divergence_onset_step = 7000;
+    marks.pre_divergence_step = 6000;
+  }
+  audit.write_landmarks(marks);
+  audit.file().set_int_attribute("converged_inside", diverged ? 1 : 0);
+  audit.file().set_string_attribute("phase_verdict", "first finding\nsecond finding\n");
+}
+
+// A real PNG: the signature, then an IHDR chunk with the size the report asks for.
+void expect_png(const fs::path& p) {
+  ASSERT_TRUE(fs::exists(p)) << p;
+  const std::string bytes = qf::test::read_file(p);
+  EXPECT_GT(bytes.size(), 5000u) << p << " is too small to hold a plot";
+  ASSERT_GE(bytes.size(), 24u);
+  EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << p;
+  EXPECT_EQ(bytes.substr(12, 4), "IHDR") << p;
+  const auto u = [&](std::size_t i) { return static_cast<unsigned char>(bytes[i]); };
+  EXPECT_EQ((u(16) << 24) | (u(17) << 16) | (u(18) << 8) | u(19), 1100) << p;  // width
+  EXPECT_EQ((u(20) << 24) | (u(21) << 16) | (u(22) << 8) | u(23), 550) << p;   // height
+}
+
+// The cells of the statistics table's row of `arm` (the report's other tables start
+// with the arm too, but have fewer columns).
+std::vector<std::string> row_of(const std::string& md, const std::string& arm) {
+  std::istringstream lines(md);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("| " + arm + " |", 0) != 0) continue;
+    std::vector<std::string> cells;
+    std::size_t start = 2;
+    for (std::size_t bar; (bar = line.find(" | ", start)) != std::string::npos; start = bar + 3) {
+      cells.push_back(line.substr(start, bar - start));
+    }
+    cells.push_back(line.substr(start, line.size() - start - 2));
+    if (cells.size() == 14) return cells;
+  }
+  ADD_FAILURE() << "no row for " << arm << " in\n" << md;
+  return {};
+}
+
+double number(const json& j) {
+  return j.is_number() ? j.get<double>() : std::nan("");
+}
+
+// Every number of the table row equals analysis.json's value, formatted.
+void expect_table_matches_json(const std::string& md, const json& analysis) {
+  for (const auto& c : analysis.at("comparisons")) {
+    const auto cells = row_of(md, c.at("arm"));
+    ASSERT_EQ(cells.size(), 14u) << md;
+    const json& p = c.at("paired");
+    const json& w = c.at("welch_final");
+    EXPECT_EQ(cells[2], std::to_string(p.at("n").get<int>()));
+    EXPECT_EQ(cells[3], format_stat(number(p.at("mean_diff"))));
+    EXPECT_EQ(cells[4], "[" + format_stat(number(p.at("ci95")[0])) + ", " +
+                            format_stat(number(p.at("ci95")[1])) + "]");
+    EXPECT_EQ(cells[5], format_stat(number(p.at("t"))));
+    EXPECT_EQ(cells[6], format_stat(number(p.at("df"))));
+    EXPECT_EQ(cells[7], format_p(number(p.at("p_two_sided"))));
+    EXPECT_EQ(cells[8], format_stat(number(p.at("cohens_dz"))));
+    EXPECT_EQ(cells[9], std::to_string(w.at("final_step").get<int>()));
+    EXPECT_EQ(cells[10], format_stat(number(w.at("t"))));
+    EXPECT_EQ(cells[11], format_stat(number(w.at("df"))));
+    EXPECT_EQ(cells[12], format_p(number(w.at("p_two_sided"))));
+    EXPECT_EQ(cells[13], std::to_string(c.at("pairwise_wins").at("wins").get<int>()) + "/" +
+                             std::to_string(c.at("pairwise_wins").at("total").get<int>()));
+  }
+}
+
+class ReportCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    QF_REQUIRE_FIXTURE("stats/ttests.json");
+    testing::write_fixture_experiment(dir_ / "out", testing::load_stats_cases());
+  }
+  qf::test::TempDir dir_;
+};
+
+TEST_F(ReportCli, AuditAndExperimentWithComputedAnalysis) {
+  write_audit(dir_ / "audit.h5", false);
+  const auto r = run_quantfork("report --audit audit.h5 --runs out --out rep", dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* png : {"audit_gap.png", "audit_kurtosis.png", "experiment_metric.png",
+                          "experiment_lr.png", "experiment_final.png"}) {
+    expect_png(dir_ / "rep" / png);
+  }
+  const std::string md = qf::test::read_file(dir_ / "rep" / "report.md");
+  for (const char* png : {"(audit_gap.png)", "(audit_kurtosis.png)", "(experiment_metric.png)",
+                          "(experiment_lr.png)", "(experiment_final.png)"}) {
+    EXPECT_NE(md.find(png), std::string::npos) << png;
+  }
+  EXPECT_NE(md.find("No divergence phase was found"), std::string::npos) << md;
+  EXPECT_NE(md.find("has not converged inside this trajectory"), std::string::npos) << md;
+  EXPECT_NE(md.find("| segment_2 | 3000 | 7000 | 2e-05 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("1 failed probe row(s) left out"), std::string::npos) << md;
+  EXPECT_NE(md.find("\n- second finding\n"), std::string::npos) << md;
+  // Kurtosis falls linearly while the gap rises linearly: r = -1.
+  EXPECT_NE(md.find("over 10 checkpoints: -1."), std::string::npos) << md;
+  // The final probe per seed: oli seed 2 is n3_exact_small's arm[1] = 2.
+  EXPECT_NE(md.find("| oli | 2 | 2 |"), std::string::npos) << md;
+
+  const json analysis = json::parse(qf::test::read_file(dir_ / "rep" / "analysis.json"));
+  ASSERT_EQ(analysis.at("comparisons").size(), 2u);
+  expect_table_matches_json(md, analysis);
+}
+
+TEST_F(ReportCli, TableFromAnalyzeJsonIsAnalyzesTable) {
+  ASSERT_EQ(run_quantfork("analyze --runs out --out a.json --markdown a.md", dir_.path()).exit_code,
+            0);
+  const auto r = run_quantfork("report --analysis a.json --out rep", dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string md = qf::test::read_file(dir_ / "rep" / "report.md");
+  EXPECT_NE(md.find(qf::test::read_file(dir_ / "a.md")), std::string::npos) << md;
+  expect_table_matches_json(md, json::parse(qf::test::read_file(dir_ / "a.json")));
+  EXPECT_FALSE(fs::exists(dir_ / "rep" / "analysis.json"));  // given, not computed
+}
+
+TEST_F(ReportCli, DivergenceIsNamed) {
+  write_audit(dir_ / "audit.h5", true);
+  const auto r = run_quantfork("report --audit audit.h5 --out rep", dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string md = qf::test::read_file(dir_ / "rep" / "report.md");
+  EXPECT_NE(md.find("Divergence onset: step 7000; pre-divergence checkpoint: step 6000"),
+            std::string::npos)
+      << md;
+  EXPECT_EQ(md.find("No divergence phase"), std::string::npos);
+  EXPECT_NE(md.find("| divergence | 7000 | 9000 |"), std::string::npos) << md;
+  expect_png(dir_ / "rep" / "audit_gap.png");
+}
+
+TEST_F(ReportCli, BadInputs) {
+  testing::expect_fails("report --out rep", dir_.path(), 2, {"nothing to report"});
+  qf::test::write_file(dir_ / "bad.json", "{\"metric\": \"gap_int4_pct\", \"baseline\": 3}");
+  testing::expect_fails("report --analysis bad.json --out rep", dir_.path(), 1,
+                        {"bad.json", "'baseline'"});
+  testing::expect_fails("report --audit out/fork/oli/seed1/run.h5 --out rep", dir_.path(), 1,
+                        {"quantfork.audit/1"});
+}
+
+}  // namespace
+}  // namespace qf::experiments

@@ -1,0 +1,168 @@
+#include "train/checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "core/atomic_file.h"
+#include "core/errors.h"
+#include "core/torch/tensor_io.h"
+#include "model/hf_checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace qf::train {
+namespace {
+
+constexpr const char* kStateJson = "trainer_state.json";
+constexpr const char* kStateTensors = "trainer_state.safetensors";
+
+template <class T>
+T field(const nlohmann::json& j, const char* key, const std::string& where) {
+  if (!j.contains(key)) throw FormatError(where + ": missing key '" + key + "'");
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(where + ": key '" + key + "' has the wrong type (" + e.what() + ")");
+  }
+}
+
+// Test hook for the reliability tests: QF_FAULT=crash_in_checkpoint_write[:STEP] makes
+// the process die (as from kill -9) halfway through writing a checkpoint (of that step).
+void maybe_crash_midway(int64_t step) {
+  const char* fault = std::getenv("QF_FAULT");
+  if (!fault) return;
+  const std::string f = fault, name = "crash_in_checkpoint_write";
+  if (f == name || f == name + ":" + std::to_string(step)) ::_exit(137);
+}
+
+}  // namespace
+
+nlohmann::json TrainerState::to_json() const {
+  return {{"format", kTrainerStateFormat},
+          {"run_steps", run_steps},
+          {"global_step", global_step},
+          {"base_step", base_step},
+          {"optimizer_steps", optimizer_steps},
+          {"tokens", tokens},
+          {"skipped_steps", skipped_steps},
+          {"world_size", world_size},
+          {"cursor", cursor},
+          {"schedule", schedule},
+          {"fingerprint", fingerprint},
+          {"fingerprint_keys", fingerprint_keys}};
+}
+
+TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object() || field<std::string>(j, "format", where) != kTrainerStateFormat) {
+    throw FormatError(where + ": not a " + std::string(kTrainerStateFormat) + " file");
+  }
+  TrainerState s;
+  s.run_steps = field<int64_t>(j, "run_steps", where);
+  s.global_step = field<int64_t>(j, "global_step", where);
+  s.base_step = field<int64_t>(j, "base_step", where);
+  s.optimizer_steps = field<int64_t>(j, "optimizer_steps", where);
+  s.tokens = field<int64_t>(j, "tokens", where);
+  s.skipped_steps = field<int64_t>(j, "skipped_steps", where);
+  s.world_size = field<int>(j, "world_size", where);
+  s.cursor = field<nlohmann::json>(j, "cursor", where);
+  s.schedule = field<std::string>(j, "schedule", where);
+  s.fingerprint = field<std::string>(j, "fingerprint", where);
+  s.fingerprint_keys = field<nlohmann::json>(j, "fingerprint_keys", where);
+  return s;
+}
+
+std::optional<int64_t> step_from_name(const fs::path& dir) {
+  static const std::regex pattern("step([0-9]{1,18})");
+  std::smatch m;
+  const std::string name = dir.filename().string();
+  if (!std::regex_match(name, m, pattern)) return std::nullopt;
+  return std::stoll(m[1].str());
+}
+
+std::vector<CheckpointInfo> list_checkpoints(const fs::path& checkpoints_dir) {
+  std::vector<CheckpointInfo> out;
+  std::error_code ec;
+  if (!fs::is_directory(checkpoints_dir, ec)) return out;
+  for (const auto& entry : fs::directory_iterator(checkpoints_dir)) {
+    if (!entry.is_directory()) continue;
+    const auto step = step_from_name(entry.path());
+    if (step && fs::exists(entry.path() / kStateJson)) out.push_back({*step, entry.path()});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.step < b.step; });
+  return out;
+}
+
+void remove_partial_checkpoints(const fs::path& checkpoints_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(checkpoints_dir, ec)) return;
+  static const std::regex partial(R"((\.step[0-9]+\.tmp.*)|(step[0-9]+\.old\..*))");
+  for (const auto& entry : fs::directory_iterator(checkpoints_dir)) {
+    if (std::regex_match(entry.path().filename().string(), partial)) {
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+}
+
+fs::path save_checkpoint(const fs::path& checkpoints_dir, model::GptNeoXForCausalLM& model,
+                         const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                         const TrainerState& state) {
+  for (const auto& item : model->named_parameters()) {
+    if (!at::isfinite(item.value().detach()).all().item<bool>()) {
+      throw Error("refusing to write checkpoint step" + std::to_string(state.global_step) +
+                  ": parameter '" + item.key() + "' holds NaN or Inf values");
+    }
+  }
+  fs::create_directories(checkpoints_dir);
+  const std::string name = "step" + std::to_string(state.global_step);
+  const fs::path tmp = checkpoints_dir / ("." + name + ".tmp");
+  const fs::path dir = checkpoints_dir / name;
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  model::save_hf_checkpoint(model, tmp);
+  maybe_crash_midway(state.global_step);
+  save_safetensors(tmp / kStateTensors, tensors, {{"format", kTrainerStateFormat}});
+  write_text_atomically(tmp / kStateJson, state.to_json().dump(2) + "\n");
+  replace_directory(tmp, dir);
+  return dir;
+}
+
+LoadedTrainerState load_trainer_state(const fs::path& dir) {
+  const fs::path json_path = dir / kStateJson;
+  std::ifstream in(json_path);
+  if (!in) {
+    throw Error(dir.string() + ": no " + kStateJson +
+                " (not a quantfork training checkpoint, or an incomplete one)");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw FormatError(json_path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+  LoadedTrainerState out;
+  out.state = TrainerState::from_json(j, json_path.string());
+  out.tensors = load_tensors(dir / kStateTensors);
+  return out;
+}
+
+std::vector<CheckpointInfo> checkpoints_to_prune(const std::vector<CheckpointInfo>& all,
+                                                 int64_t keep_last,
+                                                 const std::vector<int64_t>& keep_steps) {
+  const std::set<int64_t> kept(keep_steps.begin(), keep_steps.end());
+  std::vector<CheckpointInfo> out;
+  const int64_t n = static_cast<int64_t>(all.size());
+  for (int64_t i = 0; i < n - std::max<int64_t>(keep_last, 1); ++i) {
+    if (!kept.count(all[i].step)) out.push_back(all[i]);
+  }
+  return out;
+}
+
+}  // namespace qf::train

@@ -1,0 +1,43 @@
+#pragma once
+// Where this process sits in a data-parallel job, read from the launcher's environment
+// (interfaces.md, "Distributed launch"). Kept apart from train/distributed.h so that
+// programs can ask "am I rank 0?" without connecting to anything.
+#include <map>
+#include <string>
+
+namespace qf::train {
+
+struct DistEnv {
+  int rank = 0, world_size = 1, local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  std::string launcher = "single";  // "torchrun", "slurm", "openmpi", "single"
+
+  // The first launcher whose variables are present wins, in this order:
+  //  - torchrun: RANK, WORLD_SIZE, LOCAL_RANK (default 0), MASTER_ADDR, MASTER_PORT.
+  //  - Open MPI: OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_RANK,
+  //    MASTER_ADDR, MASTER_PORT. Before Slurm because mpirun inside an allocation
+  //    inherits the batch step's SLURM_PROCID (0 in every process).
+  //  - Slurm (srun): SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID; the master is MASTER_ADDR,
+  //    else the first host of SLURM_JOB_NODELIST (SLURM_NODELIST), through
+  //    `scontrol show hostnames` where it exists, else parsed (node[01-04],gpu7 ...). The
+  //    port is MASTER_PORT, else 20000 + SLURM_JOB_ID % 10000, so that two jobs sharing a
+  //    node do not fight over 29500.
+  //  - none: one process.
+  // MASTER_PORT defaults to 29500 for torchrun and Open MPI. A non-numeric or out-of-range
+  // value, RANK >= WORLD_SIZE, a missing partner variable, or no master address for more
+  // than one rank is a ConfigError naming the variable.
+  static DistEnv from_environment();
+  // The same rules over `vars` instead of the process environment, resolving Slurm node
+  // lists by parsing only (never running scontrol): for tests and for callers that
+  // collected the variables themselves.
+  static DistEnv from_variables(const std::map<std::string, std::string>& vars);
+};
+
+// The first host of a Slurm node list ("node[01-04],gpu7" -> "node01", "a[3,5-7]b" ->
+// "a3b"), keeping zero padding. `variable` names the list in errors (ConfigError when
+// the brackets do not balance or the list is empty).
+std::string first_slurm_host(const std::string& nodelist,
+                             const std::string& variable = "SLURM_JOB_NODELIST");
+
+}  // namespace qf::train

@@ -1,0 +1,73 @@
+#pragma once
+// The training configuration (`run`, `model`, `train`, `optimizer`, `schedule`, `data`,
+// `checkpoint`, `dist` sections), declared with its documentation in one place and read
+// into TrainOptions. Which of these keys may not change when a run resumes is decided
+// here too (resume_fingerprint).
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "train/optimizer.h"
+
+namespace qf::train {
+
+enum class OnNonFinite { kStop, kSkip };
+enum class Precision { kAuto, kFloat32, kBf16 };
+
+struct TrainOptions {
+  // run
+  std::filesystem::path dir;  // run directory: config.yaml, run.h5, log.txt, checkpoints/
+  std::string experiment, arm;
+  std::string resume = "auto";  // auto | never | require
+  // model
+  std::optional<std::filesystem::path> init;  // HF checkpoint to start from
+  int64_t base_step = -1;                     // -1: from init's name (stepN), else 0
+  std::string preset;                         // Pythia size, for training from scratch
+  std::optional<std::filesystem::path> model_config;  // or a config.json
+  std::string device = "cpu";
+  // train
+  int64_t steps = 0;
+  int64_t global_batch = 4;
+  int64_t micro_batch = 0;  // 0: a rank's whole share in one pass
+  int64_t seq_len = 2048;
+  int64_t seed = 1234;
+  int threads = 0;
+  int64_t log_every = 1;
+  OnNonFinite on_nan = OnNonFinite::kStop;
+  int64_t inject_nan_at_step = -1;
+  Precision precision = Precision::kAuto;
+  // optimizer
+  AdamWOptions adamw;
+  // data
+  std::filesystem::path dataset;
+  std::string order = "seeded";
+  int64_t start_item = 0;
+  // checkpoint
+  int64_t checkpoint_every = 0;
+  std::vector<int64_t> checkpoint_at;  // global steps
+  int64_t keep_last = 2;
+  std::vector<int64_t> keep_steps;
+  // dist
+  double timeout_s = 600;
+  double bucket_mb = 25;
+  bool allow_world_size_change = false;
+};
+
+void declare_train_config(ConfigSchema& schema);
+// ConfigError naming the key for a value out of range.
+TrainOptions train_options(const Config& config);
+
+// The values of the keys that define what a run computes (model, data, batch, seed,
+// optimizer, schedule): a resumed run must have the same, or its losses would not be the
+// ones an uninterrupted run logs. `train.steps`, checkpoints, logging and the probe may
+// change.
+nlohmann::json resume_fingerprint_keys(const Config& config);
+std::string fingerprint_of(const nlohmann::json& keys);
+// "train.seed: 1 (checkpoint) vs 2 (now); ..." for the keys whose values differ.
+std::string fingerprint_differences(const nlohmann::json& stored, const nlohmann::json& now);
+
+}  // namespace qf::train
