@@ -106,7 +106,7 @@ std::vector<Arm> read_arms(const Config& cfg, const std::string& key) {
 bool run_finished(const fs::path& run_dir, int64_t steps) {
   const auto all = train::list_checkpoints(run_dir / "checkpoints");
   if (all.empty()) return false;
-  return train::load_trainer_state(all.back().dir).state.run_steps >= steps;
+  return train::read_trainer_state_json(all.back().dir).run_steps >= steps;
 }
 
 namespace {

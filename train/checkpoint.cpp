@@ -132,7 +132,7 @@ fs::path save_checkpoint(const fs::path& checkpoints_dir, model::GptNeoXForCausa
   return dir;
 }
 
-LoadedTrainerState load_trainer_state(const fs::path& dir) {
+TrainerState read_trainer_state_json(const fs::path& dir) {
   const fs::path json_path = dir / kStateJson;
   std::ifstream in(json_path);
   if (!in) {
@@ -147,8 +147,12 @@ LoadedTrainerState load_trainer_state(const fs::path& dir) {
   } catch (const nlohmann::json::parse_error& e) {
     throw FormatError(json_path.string() + ": not valid JSON (" + e.what() + ")");
   }
+  return TrainerState::from_json(j, json_path.string());
+}
+
+LoadedTrainerState load_trainer_state(const fs::path& dir) {
   LoadedTrainerState out;
-  out.state = TrainerState::from_json(j, json_path.string());
+  out.state = read_trainer_state_json(dir);
   out.tensors = load_tensors(dir / kStateTensors);
   return out;
 }

@@ -68,6 +68,8 @@ struct LoadedTrainerState {
   std::map<std::string, at::Tensor> tensors;
 };
 LoadedTrainerState load_trainer_state(const std::filesystem::path& dir);
+// trainer_state.json alone (cheap: no tensors), e.g. to tell whether a run has finished.
+TrainerState read_trainer_state_json(const std::filesystem::path& dir);
 
 // The checkpoints to delete after `latest` was written: all but the newest `keep_last`,
 // except those whose step is in `keep_steps`.
