@@ -18,6 +18,7 @@
 #include "data/indexed_dataset_writer.h"
 #include "experiments/fork.h"
 #include "experiments/report.h"
+#include "experiments/subprocess.h"
 #include "quant_probe/audit.h"
 #include "quant_probe/probe.h"
 #include "schedules/registry.h"
@@ -181,22 +182,10 @@ std::vector<int64_t> pythia_like_steps(const DemoSettings& d) {
 
 void run_stage(const fs::path& program, const std::vector<std::string>& args,
                const std::string& what) {
-  std::vector<char*> argv{const_cast<char*>(program.c_str())};
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::cout.flush();
-  std::fflush(nullptr);  // or the child would print what the parent had buffered
-  const pid_t pid = ::fork();
-  if (pid < 0) throw IoError(errno_message("cannot start", program.string()));
-  if (pid == 0) {
-    ::execv(program.c_str(), argv.data());
-    ::_exit(127);
-  }
   int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    throw Error("demo: " + what + " failed (exit status " +
-                std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) +
+  ::waitpid(spawn(program, args), &status, 0);
+  if (exit_code_of(status) != 0) {
+    throw Error("demo: " + what + " failed (exit status " + std::to_string(exit_code_of(status)) +
                 "); rerun the demo to go on from where it stopped");
   }
 }

@@ -17,6 +17,7 @@
 #include "core/progress.h"
 #include "core/run_file.h"
 #include "experiments/probe_hook.h"
+#include "experiments/subprocess.h"
 #include "quant_probe/probe_config.h"
 #include "schedules/registry.h"
 #include "train/checkpoint.h"
@@ -241,25 +242,6 @@ ExperimentPlan plan_experiment(const Config& cfg) {
   return plan;
 }
 
-namespace {
-
-pid_t launch(const fs::path& program, const RunSpec& run) {
-  const fs::path log = run.dir / "stdout.txt";
-  std::fflush(nullptr);  // or the child would print what the parent had buffered
-  const pid_t pid = ::fork();
-  if (pid < 0) throw IoError(errno_message("cannot start a run process for", run.dir.string()));
-  if (pid == 0) {
-    std::FILE* f = std::freopen(log.c_str(), "a", stdout);
-    if (f) ::dup2(::fileno(stdout), 2);
-    const std::string config = run.config_path.string();
-    ::execl(program.c_str(), program.c_str(), "train", "--config", config.c_str(),
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  return pid;
-}
-
-}  // namespace
 
 void run_experiment(const ExperimentPlan& plan, const fs::path& program) {
   std::vector<const RunSpec*> todo;
@@ -281,7 +263,9 @@ void run_experiment(const ExperimentPlan& plan, const fs::path& program) {
   size_t next = 0, done = 0;
   while (next < todo.size() || !running.empty()) {
     while (next < todo.size() && static_cast<int>(running.size()) < plan.parallel) {
-      running[launch(program, *todo[next])] = todo[next];
+      const RunSpec& r = *todo[next];
+      running[spawn(program, {"train", "--config", r.config_path.string()},
+                    r.dir / "stdout.txt")] = &r;
       ++next;
     }
     int status = 0;
@@ -292,7 +276,7 @@ void run_experiment(const ExperimentPlan& plan, const fs::path& program) {
     const RunSpec& r = *it->second;
     running.erase(it);
     ++done;
-    const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    const bool ok = exit_code_of(status) == 0;
     if (!ok) {
       failed.push_back(r.arm + "/seed" + std::to_string(r.seed) + " (see " +
                        (r.dir / "stdout.txt").string() + ")");

@@ -91,12 +91,12 @@ std::shared_ptr<train::TrainerHooks> make_probe_hook(const Config& config,
   const auto steps = probe_steps(config, trainer.schedule(), trainer.options().steps);
   if (steps.empty()) return nullptr;
   at::Tensor windows;
-  if (const_cast<train::Trainer&>(trainer).data_parallel().is_root()) {
+  if (trainer.is_root()) {
     windows = quant::windows_tensor(quant::load_eval_set(quant::eval_set_options(config)));
   }
-  quant::ProbeOptions options = quant::probe_options(config);
-  options.device = trainer.options().device == "cpu" ? "cpu" : options.device;
-  return std::make_shared<ProbeHook>(steps, windows, options);
+  // The probe runs where the model is (probe.device only picks where `quantfork probe`
+  // loads a checkpoint).
+  return std::make_shared<ProbeHook>(steps, windows, quant::probe_options(config));
 }
 
 }  // namespace qf::experiments

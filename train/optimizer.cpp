@@ -30,23 +30,28 @@ std::vector<at::Tensor> AdamW::grads() const {
   return out;
 }
 
+namespace {
+
+// clip_grad_norm_'s total: the norm of the stacked per-tensor norms (linalg.vector_norm,
+// as torch.norm is in 1.13), a float32 scalar tensor.
+at::Tensor total_norm(const std::vector<at::Tensor>& grads) {
+  std::vector<at::Tensor> norms;
+  norms.reserve(grads.size());
+  for (const auto& g : grads) norms.push_back(at::linalg_vector_norm(g.detach(), 2));
+  return at::linalg_vector_norm(at::stack(norms), 2);
+}
+
+}  // namespace
+
 double AdamW::gradient_norm() const {
   const auto gs = grads();
-  if (gs.empty()) return 0.0;
-  // clip_grad_norm_'s total: the norm of the stacked per-tensor norms, in float32.
-  std::vector<at::Tensor> norms;
-  norms.reserve(gs.size());
-  for (const auto& g : gs) norms.push_back(at::linalg_vector_norm(g.detach(), 2));
-  return at::linalg_vector_norm(at::stack(norms), 2).item<double>();
+  return gs.empty() ? 0.0 : total_norm(gs).item<double>();
 }
 
 double AdamW::clip_gradients() {
   const auto gs = grads();
   if (gs.empty()) return 0.0;
-  std::vector<at::Tensor> norms;
-  norms.reserve(gs.size());
-  for (const auto& g : gs) norms.push_back(at::linalg_vector_norm(g.detach(), 2));
-  const at::Tensor total = at::linalg_vector_norm(at::stack(norms), 2);
+  const at::Tensor total = total_norm(gs);
   if (options_.clip_norm > 0) {
     // Python's `max_norm / (total + 1e-6)` is Tensor.__rtruediv__: reciprocal, then times.
     const at::Tensor coef = at::clamp_max((total + 1e-6).reciprocal() * options_.clip_norm, 1.0);

@@ -341,6 +341,8 @@ TrainSummary Trainer::run() {
   for (; s < options_.steps; ++s) {
     const StepInfo info = train_step(s);
     run_steps_ = s + 1;
+    const double tokens_per_s =
+        static_cast<double>(options_.global_batch * options_.seq_len) / info.step_time_s;
     summary.final_loss = info.loss;
     if (run_file_ && (s % options_.log_every == 0 || s + 1 == options_.steps)) {
       TrainRow row;
@@ -350,11 +352,10 @@ TrainSummary Trainer::run() {
       row.lr = info.lr;
       row.grad_norm = static_cast<float>(info.grad_norm);
       row.step_time_s = static_cast<float>(info.step_time_s);
-      row.tokens_per_s = static_cast<float>(
-          static_cast<double>(options_.global_batch * options_.seq_len) / info.step_time_s);
+      row.tokens_per_s = static_cast<float>(tokens_per_s);
       run_file_->append_train(row);
     }
-    if (s == 0 || schedule_->phase(s) != schedule_->phase(s - 1)) {
+    if (s == 0 || info.phase != schedule_->phase(s - 1)) {
       for (auto& h : hooks_) h->on_phase_boundary(*this, info);
     }
     for (auto& h : hooks_) h->on_step(*this, info);
@@ -364,9 +365,7 @@ TrainSummary Trainer::run() {
     std::snprintf(gn, sizeof gn, "%.3f", info.grad_norm);
     if (progress) progress->update(s + 1 - summary.first_step,
                     {{"loss", loss}, {"lr", lr}, {"gnorm", gn},
-                     {"tok/s", format_rate(static_cast<double>(options_.global_batch *
-                                                               options_.seq_len) /
-                                           info.step_time_s)}});
+                     {"tok/s", format_rate(tokens_per_s)}});
     const bool stop = dp_->all_reduce_max(stop_requested() ? 1.0 : 0.0) > 0;
     if (checkpoint_due(s) || stop) write_checkpoint();
     if (stop) {
