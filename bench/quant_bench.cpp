@@ -100,7 +100,7 @@ int quantize_throughput(const std::string& size, int rounds) {
 
 // Load + probe of one checkpoint on N x T random tokens; peak memory of each part.
 int probe_checkpoint(const std::string& dir, int sequences, int seq, int batch, int rounds,
-                     int threads) {
+                     int threads, double activation_memory) {
   const long baseline_mb = proc_status_mb("VmRSS:");
   auto t0 = std::chrono::steady_clock::now();
   qf::model::LoadedModel loaded = qf::model::load_hf_checkpoint(dir);
@@ -114,6 +114,7 @@ int probe_checkpoint(const std::string& dir, int sequences, int seq, int batch, 
       at::randint(loaded.model->config().vocab_size, {sequences, seq + 1}, gen, at::kLong);
   qf::quant::ProbeOptions o;
   o.batch_size = batch;
+  if (activation_memory >= 0) o.activation_memory = activation_memory;
   reset_peak();
   std::vector<double> probe_s;
   qf::quant::ProbeResult result;
@@ -130,11 +131,11 @@ int probe_checkpoint(const std::string& dir, int sequences, int seq, int batch, 
   for (double s : probe_s) list += (list.empty() ? "" : ", ") + std::to_string(s);
   std::printf(
       "{\"impl\": \"quantfork\", \"mode\": \"probe\", \"threads\": %d, \"sequences\": %d, "
-      "\"seq\": %d, \"batch\": %d, \"fp32_weights_mb\": %.1f, \"probe_s\": [%s], "
+      "\"seq\": %d, \"batch\": %d, \"activation_memory\": %.3f, \"fp32_weights_mb\": %.1f, \"probe_s\": [%s], "
       "\"fp32_eval_s\": %.4f, \"load_s\": %.4f, \"ppl_fp32\": %.2f, \"gap_int4_pct\": %.4f, "
       "\"gap_int8_pct\": %.4f, \"baseline_rss_mb\": %ld, \"load_peak_rss_mb\": %ld, "
       "\"rss_after_load_mb\": %ld, \"probe_peak_rss_mb\": %ld}\n",
-      threads, sequences, seq, batch, static_cast<double>(weight_bytes) / 1e6, list.c_str(), fp32_s,
+      threads, sequences, seq, batch, o.activation_memory, static_cast<double>(weight_bytes) / 1e6, list.c_str(), fp32_s,
       load_s, result.fp32.ppl, result.gap_int4_pct, result.gap_int8_pct, baseline_mb, load_peak_mb,
       loaded_mb, probe_peak_mb);
   return 0;
@@ -149,6 +150,7 @@ int probe_checkpoint(const std::string& dir, int sequences, int seq, int batch, 
 int main(int argc, char** argv) {
   std::string size = "160m", mode = "probe", checkpoint;
   int threads = 2, sequences = 8, seq = 512, batch = 4, rounds = 3;
+  double activation_memory = -1;  // the probe's default
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--size")
@@ -165,6 +167,8 @@ int main(int argc, char** argv) {
       seq = std::stoi(v);
     else if (k == "--batch")
       batch = std::stoi(v);
+    else if (k == "--activation-memory")
+      activation_memory = std::stod(v);
     else if (k == "--rounds")
       rounds = std::stoi(v);
     else {
@@ -181,7 +185,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode == "quantize") return quantize_throughput(size, rounds);
-  if (mode == "probe") return probe_checkpoint(checkpoint, sequences, seq, batch, rounds, threads);
+  if (mode == "probe") return probe_checkpoint(checkpoint, sequences, seq, batch, rounds, threads,
+                                                 activation_memory);
   std::fprintf(stderr, "unknown --mode %s (save, quantize, probe)\n", mode.c_str());
   return 2;
 }

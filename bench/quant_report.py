@@ -7,8 +7,9 @@ import sys
 
 runs = [json.loads(line) for line in sys.stdin if line.strip()]
 quantize = next(r for r in runs if r["impl"] == "quantfork" and r["mode"] == "quantize")
-q = [r for r in runs if r["impl"] == "quantfork" and r["mode"] == "probe"]
 p = [r for r in runs if r["impl"] == "python" and r["mode"] == "probe"]
+q = [r for r in runs if r["impl"] == "quantfork" and r["mode"] == "probe" and r["sequences"] == p[0]["sequences"]]
+big = [r for r in runs if r["impl"] == "quantfork" and r["mode"] == "probe" and r["sequences"] != p[0]["sequences"]]
 pq = [r for r in runs if r["impl"] == "python" and r["mode"] == "quantize"]
 schemes = ("int4_asym_g128", "int8_sym_channel")
 tokens = q[0]["sequences"] * q[0]["seq"]
@@ -44,5 +45,10 @@ print(f"| peak RSS (MB): quantfork during the probe, PyTorch whole process | {qp
 print(f"| peak RSS / FP32 weights | {qpeak / w:.2f} | {ppeak / w:.2f} | |")
 print(f"| (peak RSS − RSS before loading the model) / FP32 weights | "
       f"{(qpeak - max(r['baseline_rss_mb'] for r in q)) / w:.2f} | {(ppeak - p[0]['baseline_rss_mb']) / w:.2f} | |")
+for r in big:
+    print(f"| quantfork at {r['sequences']} x {r['seq']} tokens (the default evaluation set): seconds, "
+          f"peak RSS (MB), / FP32 weights, (peak − RSS before loading) / weights | {r['probe_s'][0]:.1f} s, "
+          f"{r['probe_peak_rss_mb']}, {r['probe_peak_rss_mb'] / w:.2f}, "
+          f"{(r['probe_peak_rss_mb'] - r['baseline_rss_mb']) / w:.2f} | | |")
 print(f"| load the float16 checkpoint as float32: seconds, peak RSS (MB) | "
       f"{min(r['load_s'] for r in q):.2f} s, {max(r['load_peak_rss_mb'] for r in q)} | | |")

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "core/errors.h"
@@ -54,6 +56,18 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
 
 MappedFile::~MappedFile() {
   release();
+}
+
+void MappedFile::release_pages(const void* begin, std::size_t bytes) const noexcept {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto lo = std::max(reinterpret_cast<std::uintptr_t>(begin),
+                           reinterpret_cast<std::uintptr_t>(data_));
+  const auto hi = std::min(reinterpret_cast<std::uintptr_t>(begin) + bytes,
+                           reinterpret_cast<std::uintptr_t>(data_) + size_);
+  if (!data_ || lo >= hi) return;
+  const std::uintptr_t first = lo / page * page, last = (hi + page - 1) / page * page;
+  // Advice only: a failure leaves the pages resident, which is what not calling does.
+  ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 void MappedFile::release() noexcept {

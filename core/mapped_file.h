@@ -22,6 +22,12 @@ class MappedFile {
   const std::byte* data() const { return data_; }
   std::size_t size() const { return size_; }
 
+  // Drops the pages under [begin, begin + bytes), a range inside this mapping, from the
+  // process's resident memory (rounded out to whole pages); reading them again faults them
+  // back in from the file, so the bytes stay valid. Readers that copy a tensor out of the
+  // file call it so that the copy and the mapping don't both stay resident.
+  void release_pages(const void* begin, std::size_t bytes) const noexcept;
+
  private:
   MappedFile(std::filesystem::path path, const std::byte* data, std::size_t size)
       : path_(std::move(path)), data_(data), size_(size) {}

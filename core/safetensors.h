@@ -80,6 +80,7 @@ class SafetensorsFile {
   // Throws Error naming the file, the tensor and some of the names that do exist.
   TensorView info(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
+  const MappedFile& mapping() const { return map_; }
 
  private:
   SafetensorsFile(MappedFile map, std::size_t data_start, SafetensorsHeader header);

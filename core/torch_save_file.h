@@ -46,6 +46,7 @@ class TorchSaveFile {
 
   const std::filesystem::path& path() const { return file_.path(); }
   const std::map<std::string, TorchSaveTensor>& tensors() const { return tensors_; }
+  const MappedFile& mapping() const { return file_; }
 
  private:
   TorchSaveFile(MappedFile file, std::map<std::string, TorchSaveTensor> tensors)

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -87,6 +88,33 @@ class GemmCausalAttention : public torch::autograd::Function<GemmCausalAttention
   }
 };
 
+// Without gradients nothing needs the probabilities afterwards, so they are formed a few
+// heads at a time in one reused buffer of about 8 MB, softmax in place: the [B*H, T, T]
+// scores and probabilities (100 MB each for Pythia's 4 x 512 batch) never exist whole.
+// Per head it is GemmCausalAttention's arithmetic.
+at::Tensor causal_attention_no_grad(const at::Tensor& q, const at::Tensor& k,
+                                    const at::Tensor& v) {
+  const std::int64_t b = q.size(0), h = q.size(1), t = q.size(2), d = q.size(3);
+  const double scale = score_scale(d);
+  const at::Tensor q3 = q.reshape({b * h, t, d}), k3 = k.reshape({b * h, t, d});
+  const at::Tensor v3 = v.reshape({b * h, t, d});
+  const at::Tensor bias = causal_bias(t, q.options());
+  const std::int64_t group =
+      std::clamp<std::int64_t>((std::int64_t{8} << 20) / (t * t * q.element_size()), 1, b * h);
+  const at::Tensor buffer = at::empty({group, t, t}, q.options());
+  const at::Tensor out = at::empty({b * h, t, d}, q.options());
+  for (std::int64_t first = 0; first < b * h; first += group) {
+    const std::int64_t n = std::min(group, b * h - first);
+    at::Tensor scores = buffer.narrow(0, 0, n);
+    scores.copy_(bias.expand({n, t, t}));
+    gemm_out(scores, q3.narrow(0, first, n), k3.narrow(0, first, n).transpose(1, 2),
+             /*accumulate=*/true, scale);
+    at::_softmax_out(scores, scores, -1, /*half_to_float=*/false);  // in place, bitwise
+    gemm_out(out.narrow(0, first, n), scores, v3.narrow(0, first, n));
+  }
+  return out.view({b, h, t, d});
+}
+
 }  // namespace
 
 at::Tensor causal_attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -107,9 +135,11 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   if constexpr (torch_compat::kHasSdpa) {
     return torch_compat::fused_causal_attention(q, k, v, dropout_p);
   }
-  if (cpu_gemm_uses_dnnl() && dropout_p == 0 && q.scalar_type() == at::kFloat &&
-      q.device().is_cpu()) {
-    return GemmCausalAttention::apply(q, k, v);
+  if (dropout_p == 0 && q.scalar_type() == at::kFloat && q.device().is_cpu()) {
+    const bool grad_wanted = at::GradMode::is_enabled() &&
+                             (q.requires_grad() || k.requires_grad() || v.requires_grad());
+    if (!grad_wanted) return causal_attention_no_grad(q, k, v);
+    if (cpu_gemm_uses_dnnl()) return GemmCausalAttention::apply(q, k, v);
   }
   return causal_attention_math(q, k, v, dropout_p);
 }

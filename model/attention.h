@@ -26,8 +26,9 @@ at::Tensor causal_attention_math(const at::Tensor& q, const at::Tensor& k, const
                                  double dropout_p);
 // The fused kernel where libtorch has one (torch_compat::kHasSdpa); else, for float32 on
 // the CPU without dropout, the math path's arithmetic with oneDNN products (see
-// core/torch/cpu_gemm.h) and a backward that keeps only the probabilities; else the math
-// path itself.
+// core/torch/cpu_gemm.h): without gradients a few heads at a time (the scores of all
+// heads never exist at once), with them a backward that keeps only the probabilities;
+// else the math path itself.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             double dropout_p);
 

@@ -72,7 +72,11 @@ GptNeoXMlpImpl::GptNeoXMlpImpl(const GptNeoXConfig& c)
       tanh_(c.gelu_tanh()) {}
 
 at::Tensor GptNeoXMlpImpl::forward(const at::Tensor& x) {
-  return linear(dense_4h_to_h, at::gelu(linear(dense_h_to_4h, x), tanh_ ? "tanh" : "none"));
+  at::Tensor h = linear(dense_h_to_4h, x);
+  const char* approximate = tanh_ ? "tanh" : "none";
+  // Without a backward nothing needs h: the activation goes in place (the same kernel).
+  h = at::GradMode::is_enabled() ? at::gelu(h, approximate) : at::gelu_(h, approximate);
+  return linear(dense_4h_to_h, h);
 }
 
 GptNeoXLayerImpl::GptNeoXLayerImpl(const GptNeoXConfig& c)

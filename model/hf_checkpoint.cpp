@@ -164,6 +164,7 @@ LoadedModel load_hf_checkpoint(const fs::path& dir, const LoadOptions& options) 
                         dtype_name(file.dtype(name)) + ", expected F32, F16, BF16 or F64");
     }
     param.copy_(file.view(name));
+    file.release_pages(name);  // else the file's pages stay resident next to the weights
   }
   for (const auto& [name, index] : weights.file_of) {
     if (expected.count(name) || is_legacy_buffer(name)) continue;

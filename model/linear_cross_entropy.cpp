@@ -31,8 +31,14 @@ class LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> 
       const std::int64_t rows = std::min(block_rows, n - begin);
       const at::Tensor h = hidden.narrow(0, begin, rows);
       const at::Tensor t = targets.narrow(0, begin, rows).unsqueeze(1);
-      // The same log_softmax the plain chain's cross_entropy takes, in float32.
-      at::Tensor logp = at::log_softmax(gemm(h, weight.t()), 1, at::kFloat);
+      // The same log_softmax the plain chain's cross_entropy takes, in float32; in the
+      // logits' own memory where they are float32 (bitwise the same, one block less).
+      at::Tensor logp = gemm(h, weight.t());
+      if (logp.scalar_type() == at::kFloat) {
+        at::_log_softmax_out(logp, logp, 1, /*half_to_float=*/false);
+      } else {
+        logp = at::log_softmax(logp, 1, at::kFloat);
+      }
       loss_sum.sub_(logp.gather(1, t).sum());
       if (!grad_hidden_wanted && !grad_weight_wanted) continue;
       // d(mean loss)/d(logits) = (softmax - onehot) / N, formed in logp's memory.

@@ -1,9 +1,11 @@
 #include "quant_probe/layerwise_eval.h"
 
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "core/errors.h"
+#include "core/torch/cpu_block_cache.h"
 #include "model/attention.h"
 #include "model/linear_cross_entropy.h"
 
@@ -65,24 +67,39 @@ EvalResult evaluate_layerwise(model::GptNeoXForCausalLM& m, const at::Tensor& wi
   const at::Tensor ids = windows.to(m->device(), at::kLong);
   const auto [cos, sin] =
       model::rotary_tables(t, c.rotary_ndims(), c.rotary_emb_base, m->device(), m->dtype());
+  // On the CPU the evaluation's buffers are reused by size (see cpu_block_cache.h): the
+  // same few per layer and batch, so after the first batch the heap neither grows nor
+  // fragments, and no page is faulted in again.
+  std::optional<ScopedCpuBlockCache> buffers;
+  if (m->device().is_cpu()) buffers.emplace();
+  const auto release_buffers = [&] {
+    if (buffers) ScopedCpuBlockCache::release();
+  };
   const std::int64_t batch = options.batch_size;
   const std::int64_t chunk =
       hooks ? std::max(batch, options.chunk_sequences / batch * batch) : batch;
 
+  // The chunk's activations live in one buffer for the whole evaluation, and each layer's
+  // output is copied back into its batch's slot: a layer's temporaries then come and go
+  // around nothing that stays, so the heap does not fragment batch after batch.
+  const at::Tensor buffer = at::empty({std::min(n, chunk), t, c.hidden_size},
+                                      body.embed_in->weight.options().requires_grad(false));
   double loss_sum = 0;
   for (std::int64_t c0 = 0; c0 < n; c0 += chunk) {
     const std::int64_t c1 = std::min(n, c0 + chunk);
-    std::vector<at::Tensor> x;  // the chunk's activations, one tensor per batch
+    std::vector<at::Tensor> x;  // the chunk's activations, one view of `buffer` per batch
     for (std::int64_t b = c0; b < c1; b += batch) {
-      x.push_back(at::embedding(body.embed_in->weight,
-                                ids.slice(0, b, std::min(c1, b + batch)).narrow(1, 0, t)));
+      const at::Tensor ids_in = ids.slice(0, b, std::min(c1, b + batch)).narrow(1, 0, t);
+      x.push_back(buffer.narrow(0, b - c0, ids_in.size(0)));
+      x.back().copy_(at::embedding(body.embed_in->weight, ids_in));
     }
     for (std::int64_t layer = 0; layer < static_cast<std::int64_t>(body.layers->size()); ++layer) {
       if (hooks.before) hooks.before(layer);
       auto& impl = *body.layers[static_cast<std::size_t>(layer)]->as<model::GptNeoXLayer>();
-      for (auto& h : x) h = impl.forward(h, cos, sin);
+      for (auto& h : x) h.copy_(impl.forward(h, cos, sin));
       if (hooks.after) hooks.after(layer);
     }
+    release_buffers();  // the loss head's buffers (blocks of logits) are other sizes
     for (std::size_t i = 0; i < x.size(); ++i) {
       const std::int64_t b = c0 + static_cast<std::int64_t>(i) * batch;
       const at::Tensor h = at::layer_norm(x[i], {c.hidden_size}, body.final_layer_norm->weight,
@@ -97,6 +114,7 @@ EvalResult evaluate_layerwise(model::GptNeoXForCausalLM& m, const at::Tensor& wi
                                       targets, logits_block_rows(c.vocab_size));
       loss_sum += loss.item<double>() * static_cast<double>(targets.numel());
     }
+    release_buffers();
   }
   EvalResult r;
   r.tokens = n * t;

@@ -6,10 +6,12 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <regex>
 
 #include "core/errors.h"
 #include "core/torch/compat.h"
+#include "core/torch/cpu_block_cache.h"
 #include "model/hf_checkpoint.h"
 #include "quant_probe/quantize.h"
 
@@ -138,6 +140,11 @@ ProbeResult probe_model(model::GptNeoXForCausalLM& m, const at::Tensor& windows,
   const auto start = std::chrono::steady_clock::now();
   torch_compat::ScopedNoTf32 no_tf32;
   torch::NoGradGuard no_grad;
+  // The statistics' temporaries and the evaluations' buffers are reused by size and
+  // handed back between phases (see cpu_block_cache.h), so none of them stays resident
+  // in a fragmented heap next to the next phase's.
+  std::optional<ScopedCpuBlockCache> buffers;
+  if (m->device().is_cpu()) buffers.emplace();
   std::vector<SelectedTensor> selected = select_tensors(m, o);
 
   ProbeResult r;
@@ -162,6 +169,7 @@ ProbeResult probe_model(model::GptNeoXForCausalLM& m, const at::Tensor& windows,
     }
   }
 
+  ScopedCpuBlockCache::release();
   const std::int64_t per_sequence =
       (windows.size(1) - 1) * m->config().hidden_size * static_cast<std::int64_t>(sizeof(float));
   EvalOptions eval;

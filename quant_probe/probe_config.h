@@ -25,7 +25,7 @@ struct ProbeOptions {
   std::int64_t batch_size = 4;                  // the paper's 4 x 512
   // Share of the FP32 weights' bytes that one chunk of layer-by-layer activations may
   // take (layerwise_eval.h); at least one batch is always held.
-  double activation_memory = 0.25;
+  double activation_memory = 0.02;
   double outlier_ratio = 0.5;  // weight_stats.h
   std::string device = "cpu";
 };

@@ -3,6 +3,7 @@
 // messages of expected exceptions, running the quantfork binary.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <string>
@@ -49,6 +50,15 @@ std::string message_of(F&& f) {
   ADD_FAILURE() << "threw nothing";
   return "";
 }
+
+// This process's resident memory now and its high-water mark, in bytes (/proc/self/status
+// VmRSS, VmHWM); reset_peak_memory() sets the mark to the current RSS (clear_refs 5).
+// Peaks can't be measured under AddressSanitizer (its allocator keeps freed memory in
+// quarantine): memory_peaks_measurable() says false there and tests skip.
+std::int64_t resident_bytes();
+std::int64_t peak_resident_bytes();
+void reset_peak_memory();
+bool memory_peaks_measurable();
 
 // Reads a whole file into a string; writes a string to a file.
 std::string read_file(const std::filesystem::path& p);

@@ -4,7 +4,10 @@
 // testing versions itself, so that supporting another release touches only this file.
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <c10/core/Allocator.h>
 #include <torch/version.h>
+
+#include <cstring>
 
 #define QF_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) ||     \
@@ -111,6 +114,18 @@ class ScopedCudaBf16Autocast {
   bool enabled_;
   bool previous_ = false;
   at::ScalarType previous_dtype_ = at::kBFloat16;
+};
+
+// A c10::Allocator for CPU memory across versions: 2.3 made allocate() non-const and added
+// copy_data() as a pure virtual. Both spellings of allocate() are defined (whichever the
+// base declares virtual is the one overridden); derived allocators implement allocate_bytes.
+struct CpuAllocator : c10::Allocator {
+  virtual c10::DataPtr allocate_bytes(std::size_t n) const = 0;
+  c10::DataPtr allocate(std::size_t n) const { return allocate_bytes(n); }
+  c10::DataPtr allocate(std::size_t n) { return allocate_bytes(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const {
+    if (count > 0) std::memcpy(dest, src, count);
+  }
 };
 
 }  // namespace qf::torch_compat

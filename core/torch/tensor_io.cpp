@@ -123,6 +123,17 @@ at::Tensor TensorFile::view(const std::string& name) const {
   return wrap(t.storage, t.dtype, dims(t.shape), dims(t.strides), t.storage_offset, torch_save_);
 }
 
+void TensorFile::release_pages(const std::string& name) const {
+  const at::Tensor v = view(name);
+  std::int64_t extent = 1;  // elements from the first to one past the last, strides >= 0
+  for (std::int64_t d = 0; d < v.dim(); ++d) {
+    if (v.size(d) == 0) return;
+    extent += (v.size(d) - 1) * v.stride(d);
+  }
+  const MappedFile& map = safetensors_ ? safetensors_->mapping() : torch_save_->mapping();
+  map.release_pages(v.data_ptr(), static_cast<std::size_t>(extent) * v.element_size());
+}
+
 std::map<std::string, at::Tensor> load_tensors(const std::filesystem::path& path) {
   const TensorFile file = TensorFile::open(path);
   std::map<std::string, at::Tensor> out;

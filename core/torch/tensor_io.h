@@ -39,6 +39,9 @@ class TensorFile {
   // is gone, and it is READ-ONLY: writing into it faults. Copy (or .to()) before changing
   // it. Throws Error naming the file and the tensor when there is none by that name.
   at::Tensor view(const std::string& name) const;
+  // Drops the named tensor's pages from resident memory once it has been copied out (see
+  // MappedFile::release_pages); its views stay valid and read from the file again.
+  void release_pages(const std::string& name) const;
 
  private:
   std::filesystem::path path_;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/torch/cpu_gemm.h"
 #include "model/linear_cross_entropy.h"
 #include "model_test_support.h"
 
@@ -97,6 +98,44 @@ TEST(CausalAttentionTest, NoPositionSeesTheFuture) {
   const at::Tensor after = model::causal_attention_math(q, k, v, 0.0);
   EXPECT_TRUE(at::equal(before.narrow(2, 0, 5), after.narrow(2, 0, 5)));
   EXPECT_FALSE(at::equal(before.narrow(2, 5, 3), after.narrow(2, 5, 3)));
+}
+
+// Without gradients the scores are formed a few heads at a time (5 of the 12 here, at
+// T = 600): the same values as the path that keeps them for the backward, bit for bit
+// where both run on oneDNN.
+TEST(CausalAttentionTest, WithoutGradientsHeadsInGroupsGiveTheSameValues) {
+  const at::Tensor q = randn({2, 6, 600, 8}, 31), k = randn({2, 6, 600, 8}, 32);
+  // A strided v, as the attention layer passes it.
+  const at::Tensor v = randn({2, 600, 6, 8}, 33).transpose(1, 2);
+  at::Tensor with_grad;
+  {
+    const at::Tensor qg = q.clone().requires_grad_(true);
+    with_grad = model::causal_attention(qg, k, v, 0.0).detach();
+  }
+  at::Tensor without;
+  {
+    torch::NoGradGuard no_grad;
+    without = model::causal_attention(q.clone().requires_grad_(true), k, v, 0.0);
+  }
+  EXPECT_FALSE(without.requires_grad());
+  if (cpu_gemm_uses_dnnl()) {
+    EXPECT_TRUE(at::equal(without, with_grad)) << max_abs_diff(without, with_grad);
+  } else {
+    EXPECT_LT(max_abs_diff(without, with_grad), 1e-6);
+  }
+  EXPECT_LT(max_abs_diff(without, hf_attention(q, k, v)), 1e-5);
+}
+
+// The attention and the loss run their softmax in place (out = self); libtorch's last-dimension
+// kernels must give exactly what they give out of place.
+TEST(SoftmaxInPlaceTest, InPlaceEqualsOutOfPlaceBitwise) {
+  at::Tensor x = randn({6, 37, 1031}, 41) * 8;
+  x.select(-1, 3).fill_(-std::numeric_limits<float>::infinity());
+  at::Tensor a = x.clone(), b = x.clone();
+  at::_softmax_out(a, a, -1, false);
+  at::_log_softmax_out(b, b, -1, false);
+  EXPECT_TRUE(at::equal(a, at::softmax(x, -1)));
+  EXPECT_TRUE(at::equal(b, at::log_softmax(x, -1)));
 }
 
 struct ChainResult {

@@ -214,6 +214,39 @@ TEST_F(HfCheckpointTest, TokenIdsOutsideTheVocabularyOrTooLongAreNamed) {
   EXPECT_EQ(logits_of(m, at::zeros({1, 128}, at::kLong)).size(1), 128);
 }
 
+// Loading copies each tensor out of the mapped file and lets the file's pages go: a
+// float16 checkpoint (half the float32 weights) and the weights are never resident
+// together, so the peak is the weights plus about one tensor of the file, not 1.5x.
+TEST(HfCheckpointLoadTest, TheFilesPagesDoNotStayResidentNextToTheWeights) {
+  if (!memory_peaks_measurable()) GTEST_SKIP() << "peak memory not measurable under ASan";
+  model::GptNeoXConfig c = model::GptNeoXConfig::pythia("14m");
+  c.vocab_size = 8192;
+  c.hidden_size = 512;
+  c.num_hidden_layers = 12;
+  c.num_attention_heads = 8;
+  c.intermediate_size = 2048;
+  TempDir tmp;
+  std::int64_t weight_bytes = 0;
+  {
+    model::GptNeoXForCausalLM m(c);
+    m->init_pythia(3);
+    for (const auto& p : m->parameters()) weight_bytes += p.numel() * 4;
+    save_hf_checkpoint(m, tmp / "model", at::kHalf);
+  }
+  reset_peak_memory();
+  const std::int64_t before = resident_bytes();
+  const model::LoadedModel loaded = load_hf_checkpoint(tmp / "model");
+  const double grown = static_cast<double>(peak_resident_bytes() - before);
+  EXPECT_LT(grown, 1.2 * static_cast<double>(weight_bytes))
+      << "peak " << grown / 1e6 << " MB while loading " << static_cast<double>(weight_bytes) / 1e6
+      << " MB of float32 weights from a float16 file";
+  RecordProperty("load_peak_over_weights", std::to_string(grown / static_cast<double>(weight_bytes)));
+  // And the weights are the file's.
+  const TensorFile file = TensorFile::open(tmp / "model" / "model.safetensors");
+  EXPECT_TRUE(at::equal(loaded.model->named_parameters()["embed_out.weight"],
+                        file.view("embed_out.weight").to(at::kFloat)));
+}
+
 TEST(PythiaInitTest, DrawsPythiasStdsDeterministically) {
   model::GptNeoXConfig c = model::GptNeoXConfig::pythia("14m");
   model::GptNeoXForCausalLM a(c), b(c), other(c);

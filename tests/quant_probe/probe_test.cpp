@@ -14,16 +14,21 @@
 namespace qf::test {
 namespace {
 
-model::GptNeoXConfig tiny_config() {
+model::GptNeoXConfig neox_config(std::int64_t vocab, std::int64_t hidden, std::int64_t layers,
+                                  std::int64_t heads) {
   model::GptNeoXConfig c;
-  c.vocab_size = 256;
-  c.hidden_size = 128;
-  c.num_hidden_layers = 3;
-  c.num_attention_heads = 4;
-  c.intermediate_size = 512;
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = heads;
+  c.intermediate_size = 4 * hidden;
   c.max_position_embeddings = 64;
   c.hidden_act = "gelu";
   return c;
+}
+
+model::GptNeoXConfig tiny_config() {
+  return neox_config(256, 128, 3, 4);
 }
 
 model::GptNeoXForCausalLM tiny_model(std::uint64_t seed = 5) {
@@ -137,6 +142,30 @@ TEST(Probe, ChunkSizeChangesNothing) {
   EXPECT_EQ(a.int4.loss, b.int4.loss);
   EXPECT_EQ(a.int8.loss, b.int8.loss);
   EXPECT_EQ(a.tensors[5].rel_error_int4, b.tensors[5].rel_error_int4);
+}
+
+// The memory goal: the probe's peak stays within half the FP32 weights above the loaded
+// model (so within 1.5x the weights in all), on a model shaped like Pythia's, whose 12
+// layers hold most of its weights (184 MB: hidden 512, vocabulary 8192). A second copy
+// of the quantized tensors fails it; so would a heap that keeps every freed temporary.
+TEST(Probe, PeakMemoryStaysWithinHalfTheWeightsAboveTheModel) {
+  if (!memory_peaks_measurable()) GTEST_SKIP() << "peak memory not measurable under ASan";
+  const model::GptNeoXConfig c = neox_config(8192, 512, 12, 8);
+  model::GptNeoXForCausalLM m(c);
+  m->init_pythia(9);
+  std::int64_t weight_bytes = 0;
+  for (const auto& p : m->parameters()) weight_bytes += p.numel() * 4;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(4);
+  const at::Tensor windows = at::randint(0, c.vocab_size, {8, 65}, gen);
+  reset_peak_memory();
+  const std::int64_t before = resident_bytes();
+  const auto r = quant::probe_model(m, windows, quant::ProbeOptions{});
+  const double grown = static_cast<double>(peak_resident_bytes() - before);
+  EXPECT_LT(grown, 0.5 * static_cast<double>(weight_bytes))
+      << "peak " << grown / 1e6 << " MB above the loaded model, weights "
+      << static_cast<double>(weight_bytes) / 1e6 << " MB";
+  RecordProperty("peak_above_model_mb", std::to_string(grown / 1e6));
+  EXPECT_TRUE(std::isfinite(r.int4.ppl) && std::isfinite(r.int8.ppl));
 }
 
 TEST(Probe, SelectedTensorsOutsideTheLayersStayQuantizedForTheWholeEvaluation) {
