@@ -71,6 +71,13 @@ int quantize_throughput(const std::string& size, int rounds) {
     const double in_place = best_of(rounds, [&] {
       for (auto& o : outs) qf::quant::fake_quantize_into(o, o, scheme);
     });
+    double portable = 0;  // the kernel without AVX2 (what a CPU without it would run)
+    {
+      const qf::quant::ScopedKernelIsa use(qf::quant::KernelIsa::portable);
+      portable = best_of(rounds, [&] {
+        for (auto& o : outs) qf::quant::fake_quantize_into(o, o, scheme);
+      });
+    }
     const double full = best_of(rounds, [&] {
       for (const auto& w : weights) qf::quant::quantize(w, scheme);
     });
@@ -85,16 +92,19 @@ int quantize_throughput(const std::string& size, int rounds) {
     char text[512];
     std::snprintf(text, sizeof text,
                   "%s\"%s\": {\"fake_quantize_gb_s\": %.3f, \"fake_quantize_in_place_gb_s\": %.3f, "
+                  "\"fake_quantize_in_place_portable_gb_s\": %.3f, "
                   "\"quantize_with_codes_gb_s\": %.3f, \"torch_ops_gb_s\": %.3f, "
                   "\"scalar_reference_gb_s\": %.3f}",
-                  json.empty() ? "" : ", ", name, gb / fake, gb / in_place, gb / full, gb / ops,
+                  json.empty() ? "" : ", ", name, gb / fake, gb / in_place, gb / portable, gb / full,
+                  gb / ops,
                   static_cast<double>(first.numel() * 4) / 1e9 / reference);
     json += text;
   }
   std::printf(
       "{\"impl\": \"quantfork\", \"mode\": \"quantize\", \"size\": \"%s\", "
-      "\"threads\": %d, \"quantized_weights_mb\": %.1f, \"quantize\": {%s}}\n",
-      size.c_str(), at::get_num_threads(), static_cast<double>(bytes) / 1e6, json.c_str());
+      "\"threads\": %d, \"kernel_isa\": \"%s\", \"quantized_weights_mb\": %.1f, \"quantize\": {%s}}\n",
+      size.c_str(), at::get_num_threads(), qf::quant::kernel_isa_name(qf::quant::kernel_isa()),
+      static_cast<double>(bytes) / 1e6, json.c_str());
   return 0;
 }
 
@@ -151,8 +161,16 @@ int main(int argc, char** argv) {
   std::string size = "160m", mode = "probe", checkpoint;
   int threads = 2, sequences = 8, seq = 512, batch = 4, rounds = 3;
   double activation_memory = -1;  // the probe's default
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
+  for (int i = 1; i < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k == "--help" || k == "-h" || i + 1 == argc) {
+      std::fprintf(k == "--help" || k == "-h" ? stdout : stderr,
+                   "usage: bench_quant --mode save|quantize|probe [--size 160m] [--checkpoint DIR]\n"
+                   "  [--threads N] [--sequences N] [--seq T] [--batch B] [--rounds R]\n"
+                   "  [--activation-memory F]   (bench/quant_bench.sh runs it)\n");
+      return k == "--help" || k == "-h" ? 0 : 2;
+    }
+    const std::string v = argv[i + 1];
     if (k == "--size")
       size = v;
     else if (k == "--mode")
@@ -178,6 +196,10 @@ int main(int argc, char** argv) {
   }
   at::set_num_threads(threads);
   torch::NoGradGuard no_grad;
+  if ((mode == "save" || mode == "probe") && checkpoint.empty()) {
+    std::fprintf(stderr, "bench_quant: --mode %s needs --checkpoint DIR\n", mode.c_str());
+    return 2;
+  }
   if (mode == "save") {
     qf::model::GptNeoXForCausalLM m(qf::model::GptNeoXConfig::pythia(size));
     m->init_pythia(1234);

@@ -18,7 +18,10 @@ print(f"\n{quantize['size']} (random init), {q[0]['sequences']} x {q[0]['seq']} 
       f"of which the probe quantizes {quantize['quantized_weights_mb']:.0f} MB\n")
 print("| quantization, GB/s of float32 weights (best run) | " + " | ".join(schemes) + " |\n|---|---|---|")
 for key, label in (("fake_quantize_gb_s", "quantfork fused kernel: ŵ + error sums into another tensor"),
-                   ("fake_quantize_in_place_gb_s", "quantfork fused kernel, in place (the probe's path)"),
+                   ("fake_quantize_in_place_gb_s",
+                    f"quantfork fused kernel, in place (the probe's path; {quantize.get('kernel_isa', '?')})"),
+                   ("fake_quantize_in_place_portable_gb_s",
+                    "quantfork fused kernel, in place, portable (a CPU without AVX2)"),
                    ("quantize_with_codes_gb_s", "quantfork fused kernel with codes, scales, zeros"),
                    ("torch_ops_gb_s", "quantfork torch-operation path (used off the CPU)"),
                    ("scalar_reference_gb_s", "quantfork scalar reference (one thread)")):

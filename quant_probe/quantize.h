@@ -1,12 +1,13 @@
 #pragma once
 // The fast quantizers: the formulas of quant_scheme.h on libtorch tensors. On the CPU a
-// fused kernel makes two passes over each group (min/max, then quantize), parallel over
-// groups; on other devices the references' own torch operations run. Both give the bits
-// of quantize_reference.h (tests/quant_probe hold the three together).
+// fused kernel (quantize_kernel.cpp) makes two passes over each group (min/max, then
+// quantize), parallel over groups; on other devices the references' own torch operations
+// run. All give the bits of quantize_reference.h (tests/quant_probe hold them together).
 #include <ATen/ATen.h>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "quant_probe/quant_scheme.h"
 
@@ -48,5 +49,26 @@ Quantized quantize_torch_ops(const at::Tensor& w, const QuantScheme& scheme,
 QuantErrorSums fake_quantize_into(const at::Tensor& w, const at::Tensor& out,
                                   const QuantScheme& scheme,
                                   const std::string& tensor = "the tensor");
+
+// The instruction sets of the fused CPU kernel: `portable` (the compiler's vector
+// extensions at the build's baseline) everywhere, `avx2` on x86-64 CPUs that have it, where
+// it is the default. They give the same bits, sums included.
+enum class KernelIsa { portable, avx2 };
+const char* kernel_isa_name(KernelIsa isa);
+std::vector<KernelIsa> available_kernel_isas();  // this CPU's, `portable` first
+KernelIsa kernel_isa();                          // the one in use
+
+// Makes the fused kernel use `isa` while it lives (tests and benchmarks compare them);
+// Error when this CPU or build lacks it. Not for use while other threads quantize.
+class ScopedKernelIsa {
+ public:
+  explicit ScopedKernelIsa(KernelIsa isa);
+  ~ScopedKernelIsa();
+  ScopedKernelIsa(const ScopedKernelIsa&) = delete;
+  ScopedKernelIsa& operator=(const ScopedKernelIsa&) = delete;
+
+ private:
+  KernelIsa saved_;
+};
 
 }  // namespace qf::quant

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/torch/compat.h"
+
 namespace qf::quant {
 
 namespace {

@@ -13,6 +13,14 @@
   (TORCH_VERSION_MAJOR > (major) ||     \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+// A libtorch built with OpenMP runs at::parallel_for as an `omp parallel` region inline in
+// the caller's translation unit (ATen/ParallelOpenMP.h); without -fopenmp there it quietly
+// runs on one thread. core/torch/CMakeLists.txt gives every torch library OpenMP; this
+// keeps a target that lost it from building.
+#if AT_PARALLEL_OPENMP && !defined(_OPENMP)
+#error "libtorch uses OpenMP: compile with -fopenmp (link OpenMP::OpenMP_CXX) or at::parallel_for runs serially"
+#endif
+
 namespace qf::torch_compat {
 
 // at::scaled_dot_product_attention arrived in 2.0 (its `scale` argument only in 2.1, so

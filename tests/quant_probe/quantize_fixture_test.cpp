@@ -34,7 +34,13 @@ void expect_matches_golden(const std::string& scheme_name, const std::string& pa
 
 TEST(QuantizeGolden, FusedKernelMatchesTheReferenceLibrariesBitForBit) {
   QF_REQUIRE_FIXTURE("quant");
-  for (const char* s : kSchemes) expect_matches_golden(s, "fused", quant::quantize);
+  for (const quant::KernelIsa isa : quant::available_kernel_isas()) {
+    const quant::ScopedKernelIsa use(isa);
+    for (const char* s : kSchemes) {
+      expect_matches_golden(s, std::string("fused ") + quant::kernel_isa_name(isa),
+                            quant::quantize);
+    }
+  }
 }
 
 TEST(QuantizeGolden, TorchOperationsMatchTheReferenceLibrariesBitForBit) {

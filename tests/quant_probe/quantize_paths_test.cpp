@@ -2,8 +2,13 @@
 // on random and adversarial weights, for every bit width, both kinds and several groups.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/errors.h"
 #include "quant_test_support.h"
@@ -33,29 +38,38 @@ at::Tensor corner_cases(std::uint64_t seed) {
   return w;
 }
 
+void expect_same(const quant::Quantized& q, const quant::Quantized& ref) {
+  EXPECT_EQ(count_differences(q.dequantized, ref.dequantized), 0);
+  EXPECT_EQ(count_differences(q.codes, ref.codes), 0);
+  EXPECT_EQ(count_differences(q.scales, ref.scales), 0);
+  EXPECT_EQ(count_differences(q.zeros, ref.zeros), 0);
+}
+
+// The torch-operation path, and the fused kernel in every instruction set this CPU has.
 void expect_paths_agree(const at::Tensor& w, const quant::QuantScheme& s) {
   SCOPED_TRACE(s.name());
   const quant::Quantized ref = reference_as_tensors(w, s);
-  for (auto [name, q] : {std::pair<const char*, quant::Quantized>{"fused", quant::quantize(w, s)},
-                         {"torch ops", quant::quantize_torch_ops(w, s)}}) {
-    SCOPED_TRACE(name);
-    EXPECT_EQ(count_differences(q.dequantized, ref.dequantized), 0);
-    EXPECT_EQ(count_differences(q.codes, ref.codes), 0);
-    EXPECT_EQ(count_differences(q.scales, ref.scales), 0);
-    EXPECT_EQ(count_differences(q.zeros, ref.zeros), 0);
+  {
+    SCOPED_TRACE("torch ops");
+    expect_same(quant::quantize_torch_ops(w, s), ref);
   }
-  // The probe's path: ŵ in place, and the sums against the reference's.
-  const at::Tensor inplace = w.clone();
-  const auto sums = quant::fake_quantize_into(inplace, inplace, s);
-  EXPECT_EQ(count_differences(inplace, ref.dequantized), 0);
   const at::Tensor c = w.contiguous();
   const auto r = quant::quantize_reference(c.data_ptr<float>(), c.size(0), c.size(1), s);
-  if (std::isfinite(r.residual_sum)) {
-    EXPECT_NEAR(sums.residual, r.residual_sum, 1e-9 * std::max(1.0, r.residual_sum));
-  }
   const double err = (w.to(at::kDouble) - ref.dequantized.to(at::kDouble)).norm().item<double>();
-  if (std::isfinite(err) && w.abs().sum().item<double>() > 0) {
-    EXPECT_NEAR(sums.relative_error(), err / w.to(at::kDouble).norm().item<double>(), 1e-12);
+  for (const quant::KernelIsa isa : quant::available_kernel_isas()) {
+    const quant::ScopedKernelIsa use(isa);
+    SCOPED_TRACE(std::string("fused, ") + quant::kernel_isa_name(isa));
+    expect_same(quant::quantize(w, s), ref);
+    // The probe's path: ŵ in place, and the sums against the reference's.
+    const at::Tensor inplace = w.clone();
+    const auto sums = quant::fake_quantize_into(inplace, inplace, s);
+    EXPECT_EQ(count_differences(inplace, ref.dequantized), 0);
+    if (std::isfinite(r.residual_sum)) {
+      EXPECT_NEAR(sums.residual, r.residual_sum, 1e-9 * std::max(1.0, r.residual_sum));
+    }
+    if (std::isfinite(err) && w.abs().sum().item<double>() > 0) {
+      EXPECT_NEAR(sums.relative_error(), err / w.to(at::kDouble).norm().item<double>(), 1e-12);
+    }
   }
 }
 
@@ -98,6 +112,48 @@ TEST(QuantizePaths, AgreeOnNanAndInf) {
     EXPECT_TRUE(std::isnan(q.dequantized[0][0].item<float>()));
     EXPECT_EQ(q.codes[0][3].item<int>(), 0);
     EXPECT_FALSE(std::isnan(q.dequantized[3][0].item<float>()));
+  }
+}
+
+// The instruction sets add the same per-lane sums in the same order: equal to the bit.
+TEST(QuantizePaths, InstructionSetsGiveTheSameSumsToTheBit) {
+  const auto isas = quant::available_kernel_isas();
+  std::printf("[ quantize ] kernel instruction sets here:");
+  for (const auto isa : isas) std::printf(" %s", quant::kernel_isa_name(isa));
+  std::printf(" (in use: %s)\n", quant::kernel_isa_name(quant::kernel_isa()));
+  ASSERT_EQ(isas.front(), quant::KernelIsa::portable);
+  EXPECT_EQ(quant::kernel_isa(), isas.back()) << "the best one is the default";
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(13);
+  const at::Tensor w = at::cat({random_weights(64, 384, 12),
+                                at::empty({16, 384}, at::kFloat).cauchy_(0.0, 0.01, gen)});
+  for (const char* name : {"int4_asym_g128", "int8_sym_channel", "int3_asym_g64"}) {
+    const auto s = quant::QuantScheme::parse(name);
+    std::vector<std::pair<at::Tensor, quant::QuantErrorSums>> runs;
+    for (const auto isa : isas) {
+      const quant::ScopedKernelIsa use(isa);
+      const at::Tensor out = at::empty_like(w);
+      runs.emplace_back(out, quant::fake_quantize_into(w, out, s));
+    }
+    for (std::size_t i = 1; i < runs.size(); ++i) {
+      SCOPED_TRACE(std::string(name) + ": " + quant::kernel_isa_name(isas[i]));
+      EXPECT_TRUE(at::equal(runs[i].first, runs[0].first));
+      EXPECT_EQ(runs[i].second.error_sq, runs[0].second.error_sq);
+      EXPECT_EQ(runs[i].second.weight_sq, runs[0].second.weight_sq);
+      EXPECT_EQ(runs[i].second.residual, runs[0].second.residual);
+    }
+  }
+}
+
+TEST(QuantizePaths, TheChosenInstructionSetIsRestoredAfterItsScope) {
+  const quant::KernelIsa before = quant::kernel_isa();
+  {
+    const quant::ScopedKernelIsa use(quant::KernelIsa::portable);
+    EXPECT_EQ(quant::kernel_isa(), quant::KernelIsa::portable);
+  }
+  EXPECT_EQ(quant::kernel_isa(), before);
+  const auto isas = quant::available_kernel_isas();
+  if (std::find(isas.begin(), isas.end(), quant::KernelIsa::avx2) == isas.end()) {
+    EXPECT_THROW(quant::ScopedKernelIsa(quant::KernelIsa::avx2), Error);
   }
 }
 
