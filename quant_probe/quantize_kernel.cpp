@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -126,10 +125,10 @@ GroupSums finish_values(const double* error_sq, const double* weight_sq, const d
 }
 
 // ---------------------------------------------------------------------------------------
-// portable: plain loops over the kLanes lanes, which the compiler may vectorize at the
-// build's baseline (SSE2 on x86-64, NEON on arm64). GCC's vector extensions were tried
-// here and lost even to the scalar reference on SSE2: the float-to-double widening and the
-// code packing are lowered element by element through the stack.
+// portable: plain loops over the kLanes lanes, for CPUs without AVX2 (and arm64). About
+// 0.35 GB/s per thread on a Zen 4 (bench/RESULTS.md): GCC's vector extensions were no
+// faster here, their float-to-double widening and code packing being lowered element by
+// element through the stack.
 
 namespace portable {
 
@@ -174,9 +173,9 @@ GroupSums quantize_values(const float* w, float* out, std::uint8_t* codes, std::
 // ---------------------------------------------------------------------------------------
 // avx2: the same loops in AVX2 intrinsics, compiled for AVX2 function by function (the
 // target attribute) so that nothing else in the binary needs the instruction set, and
-// chosen at run time when the CPU has it. The compiler's vector extensions fall short
-// here: GCC 12 widens float to double 128 bits at a time through the stack and packs the
-// codes byte by byte, which left the kernel at 2 GB/s.
+// chosen at run time when the CPU has it: about 1.5x the same loops in GCC 12's vector
+// extensions compiled for AVX2, which widened float to double 128 bits at a time through
+// the stack and packed the codes byte by byte.
 
 #if QF_AVX2_KERNEL
 #define QF_AVX2 __attribute__((target("avx2")))
