@@ -72,8 +72,16 @@ Progress::Progress(std::string label, int64_t total, std::string unit, FILE* out
       interval_s_(interval_s),
       tty_(isatty(fileno(out)) != 0),
       start_(Clock::now()),
-      last_print_(start_),
-      window_start_(start_) {}
+      last_print_(start_) {}
+
+double RateMeter::update(double t, int64_t done) {
+  if (t - recent_.t >= span_s_) {
+    older_ = recent_;
+    recent_ = {t, done};
+  }
+  const double dt = t - older_.t;
+  return dt > 0 && done > older_.done ? static_cast<double>(done - older_.done) / dt : 0.0;
+}
 
 Progress::~Progress() {
   if (!finished_ && tty_ && last_done_ > 0) std::fputc('\n', out_);
@@ -81,15 +89,7 @@ Progress::~Progress() {
 
 void Progress::update(int64_t done, std::vector<std::pair<std::string, std::string>> fields) {
   auto now = Clock::now();
-  double window_s = std::chrono::duration<double>(now - window_start_).count();
-  if (window_s > 0 && done > window_done_) {
-    rate_ = static_cast<double>(done - window_done_) / window_s;
-  }
-  // Restart the window every 30 s so the rate follows the recent pace.
-  if (window_s > 30) {
-    window_start_ = now;
-    window_done_ = done;
-  }
+  rate_ = rate_meter_.update(std::chrono::duration<double>(now - start_).count(), done);
   last_done_ = done;
   last_fields_ = std::move(fields);
   double since_print = std::chrono::duration<double>(now - last_print_).count();

@@ -28,6 +28,26 @@ struct ProgressSnapshot {
 // "train 120/1000 (12.0%) | 3.40 step/s | ETA 4m18s | loss 3.21": pure, so tested.
 std::string format_progress(const ProgressSnapshot& s);
 
+// The rate of the step line: units per second since an anchor between `span_s` and
+// 2·`span_s` seconds old (since the start until then). Two anchors move in turn, so the
+// rate follows the recent pace without ever being measured over an instant: units that
+// finish in bursts (runs two at a time, say) read as their average pace, not as a spike.
+// Times are seconds from the start; pure, so tested.
+class RateMeter {
+ public:
+  explicit RateMeter(double span_s = 30.0) : span_s_(span_s) {}
+  // Records `done` units finished at time t; returns the rate, 0 while unknown.
+  double update(double t, int64_t done);
+
+ private:
+  struct Anchor {
+    double t = 0;
+    int64_t done = 0;
+  };
+  double span_s_;
+  Anchor older_, recent_;
+};
+
 class Progress {
  public:
   using Clock = std::chrono::steady_clock;
@@ -55,8 +75,7 @@ class Progress {
   Clock::time_point last_print_;
   int64_t last_done_ = 0;
   // Rate over a sliding start point, so a slow first step does not skew the ETA forever.
-  Clock::time_point window_start_;
-  int64_t window_done_ = 0;
+  RateMeter rate_meter_;
   double rate_ = 0;
   std::vector<std::pair<std::string, std::string>> last_fields_;
 };

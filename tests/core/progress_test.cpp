@@ -26,6 +26,38 @@ TEST(Progress, LineHasRateEtaAndFields) {
   EXPECT_EQ(qf::format_progress(unknown), "prepare 5 | -- doc/s | elapsed 1s");
 }
 
+TEST(Progress, RateIsTheSteadyPace) {
+  qf::RateMeter m(30.0);
+  double rate = 0;
+  for (int i = 1; i <= 100; ++i) rate = m.update(2.0 * i, i);  // one unit every 2 s
+  EXPECT_DOUBLE_EQ(rate, 0.5);
+  EXPECT_EQ(qf::RateMeter().update(5.0, 0), 0.0) << "nothing done: unknown, not 0/s";
+}
+
+// The demo's fork experiment: 26 s runs, two at a time, so two finish about 1 s apart.
+// A window restarted at one of a pair measured the other over 1 s: "3.56 run/s, ETA 1s".
+TEST(Progress, RateOfUnitsFinishingInPairsHasNoSpikes) {
+  qf::RateMeter m(30.0);
+  int done = 0;
+  for (int pair = 1; pair <= 8; ++pair) {
+    for (double lag : {0.0, 1.0}) {
+      const double rate = m.update(26.0 * pair + lag, ++done);
+      EXPECT_GT(rate, 0.035) << "after " << done << " runs";  // 1 / 26 s after the first
+      EXPECT_LT(rate, 0.12) << "after " << done << " runs";  // the pace is 2 / 26 s = 0.077
+    }
+  }
+}
+
+TEST(Progress, RateFollowsAChangeOfPaceWithinTwoSpans) {
+  qf::RateMeter m(30.0);
+  int done = 0;
+  double t = 0, rate = 0;
+  for (; t < 600; t += 1.0) rate = m.update(t, done += 10);  // 10 per second
+  EXPECT_NEAR(rate, 10.0, 1e-9);
+  for (const double end = t + 60; t <= end; t += 1.0) rate = m.update(t, done += 1);
+  EXPECT_NEAR(rate, 1.0, 1e-9) << "a slow phase is read as slow after at most 2 spans";
+}
+
 TEST(Progress, PlainLinesWhenNotATerminal) {
   qf::test::TempDir dir;
   auto path = dir / "progress.txt";
