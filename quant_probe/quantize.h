@@ -50,9 +50,9 @@ QuantErrorSums fake_quantize_into(const at::Tensor& w, const at::Tensor& out,
                                   const QuantScheme& scheme,
                                   const std::string& tensor = "the tensor");
 
-// The instruction sets of the fused CPU kernel: `portable` (the compiler's vector
-// extensions at the build's baseline) everywhere, `avx2` on x86-64 CPUs that have it, where
-// it is the default. They give the same bits, sums included.
+// The instruction sets of the fused CPU kernel: `portable` (plain loops at the build's
+// baseline) everywhere, `avx2` (intrinsics) on x86-64 CPUs that have it, where it is the
+// default. They give the same bits, sums included.
 enum class KernelIsa { portable, avx2 };
 const char* kernel_isa_name(KernelIsa isa);
 std::vector<KernelIsa> available_kernel_isas();  // this CPU's, `portable` first
