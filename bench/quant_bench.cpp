@@ -68,15 +68,14 @@ int quantize_throughput(const std::string& size, int rounds) {
       for (std::size_t i = 0; i < weights.size(); ++i)
         qf::quant::fake_quantize_into(weights[i], outs[i], scheme);
     });
-    const double in_place = best_of(rounds, [&] {
+    const auto in_place_pass = [&] {
       for (auto& o : outs) qf::quant::fake_quantize_into(o, o, scheme);
-    });
+    };
+    const double in_place = best_of(rounds, in_place_pass);
     double portable = 0;  // the kernel without AVX2 (what a CPU without it would run)
     {
       const qf::quant::ScopedKernelIsa use(qf::quant::KernelIsa::portable);
-      portable = best_of(rounds, [&] {
-        for (auto& o : outs) qf::quant::fake_quantize_into(o, o, scheme);
-      });
+      portable = best_of(rounds, in_place_pass);
     }
     const double full = best_of(rounds, [&] {
       for (const auto& w : weights) qf::quant::quantize(w, scheme);

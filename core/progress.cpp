@@ -89,14 +89,15 @@ Progress::~Progress() {
 
 void Progress::update(int64_t done, std::vector<std::pair<std::string, std::string>> fields) {
   auto now = Clock::now();
-  rate_ = rate_meter_.update(std::chrono::duration<double>(now - start_).count(), done);
+  const double rate =
+      rate_meter_.update(std::chrono::duration<double>(now - start_).count(), done);
   last_done_ = done;
   last_fields_ = std::move(fields);
   double since_print = std::chrono::duration<double>(now - last_print_).count();
   if (tty_ ? since_print >= 0.1 : since_print >= interval_s_) {
     last_print_ = now;
     print({label_, done, total_, unit_, std::chrono::duration<double>(now - start_).count(),
-           rate_, last_fields_});
+           rate, last_fields_});
   }
 }
 

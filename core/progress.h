@@ -76,7 +76,6 @@ class Progress {
   int64_t last_done_ = 0;
   // Rate over a sliding start point, so a slow first step does not skew the ETA forever.
   RateMeter rate_meter_;
-  double rate_ = 0;
   std::vector<std::pair<std::string, std::string>> last_fields_;
 };
 

@@ -130,9 +130,14 @@ GroupSums finish_values(const double* error_sq, const double* weight_sq, const d
 // faster here, their float-to-double widening and code packing being lowered element by
 // element through the stack.
 
-namespace portable {
+struct Portable {
+  static Range range(const float* w, std::int64_t n);
+  template <bool kSymmetric, bool kCodes>
+  static GroupSums values(const float* w, float* out, std::uint8_t* codes, std::int64_t n,
+                          float scale, float zero, float qmin, float qmax);
+};
 
-Range group_range(const float* w, std::int64_t n) {
+Range Portable::range(const float* w, std::int64_t n) {
   const float inf = std::numeric_limits<float>::infinity();
   float lo[kLanes], hi[kLanes], poison[kLanes];
   for (std::int64_t l = 0; l < kLanes; ++l) lo[l] = inf, hi[l] = -inf, poison[l] = 0.0f;
@@ -151,8 +156,8 @@ Range group_range(const float* w, std::int64_t n) {
 // ŵ (and the codes when kCodes) of one group; lane l sums the elements i ≡ l (mod kLanes),
 // as a vector lane does. Each element is read before it is written, so `out` may be `w`.
 template <bool kSymmetric, bool kCodes>
-GroupSums quantize_values(const float* w, float* out, std::uint8_t* codes, std::int64_t n,
-                          float scale, float zero, float qmin, float qmax) {
+GroupSums Portable::values(const float* w, float* out, std::uint8_t* codes, std::int64_t n,
+                           float scale, float zero, float qmin, float qmax) {
   double error_sq[kLanes] = {}, weight_sq[kLanes] = {}, residual[kLanes] = {};
   std::int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
@@ -168,7 +173,6 @@ GroupSums quantize_values(const float* w, float* out, std::uint8_t* codes, std::
                                            scale, zero, qmin, qmax);
 }
 
-}  // namespace portable
 
 // ---------------------------------------------------------------------------------------
 // avx2: the same loops in AVX2 intrinsics, compiled for AVX2 function by function (the
@@ -219,7 +223,17 @@ QF_AVX2_INLINE void store_codes(std::uint8_t* p, __m256 q) {
   _mm_storel_epi64(reinterpret_cast<__m128i*>(p), eight);
 }
 
-QF_AVX2 Range group_range(const float* w, std::int64_t n) {
+}  // namespace avx2
+
+struct Avx2 {
+  static Range range(const float* w, std::int64_t n);
+  template <bool kSymmetric, bool kCodes>
+  static GroupSums values(const float* w, float* out, std::uint8_t* codes, std::int64_t n,
+                          float scale, float zero, float qmin, float qmax);
+};
+
+QF_AVX2 Range Avx2::range(const float* w, std::int64_t n) {
+  using namespace avx2;
   const float inf = std::numeric_limits<float>::infinity();
   __m256 lo = _mm256_set1_ps(inf), hi = _mm256_set1_ps(-inf), poison = _mm256_setzero_ps();
   std::int64_t i = 0;
@@ -237,8 +251,9 @@ QF_AVX2 Range group_range(const float* w, std::int64_t n) {
 }
 
 template <bool kSymmetric, bool kCodes>
-QF_AVX2 GroupSums quantize_values(const float* w, float* out, std::uint8_t* codes, std::int64_t n,
-                                  float scale, float zero, float qmin, float qmax) {
+QF_AVX2 GroupSums Avx2::values(const float* w, float* out, std::uint8_t* codes, std::int64_t n,
+                               float scale, float zero, float qmin, float qmax) {
+  using namespace avx2;
   const __m256 s = _mm256_set1_ps(scale), z = _mm256_set1_ps(zero), lo = _mm256_set1_ps(qmin),
                hi = _mm256_set1_ps(qmax);
   __m256d error_sq[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
@@ -276,31 +291,10 @@ QF_AVX2 GroupSums quantize_values(const float* w, float* out, std::uint8_t* code
                                            qmax);
 }
 
-}  // namespace avx2
 #endif
 
 // ---------------------------------------------------------------------------------------
 // The driver: per group its range, scale and zero point, then its values.
-
-struct Portable {
-  static Range range(const float* w, std::int64_t n) { return portable::group_range(w, n); }
-  template <bool kSymmetric, bool kCodes>
-  static GroupSums values(const float* w, float* out, std::uint8_t* codes, std::int64_t n,
-                          float scale, float zero, float qmin, float qmax) {
-    return portable::quantize_values<kSymmetric, kCodes>(w, out, codes, n, scale, zero, qmin,
-                                                         qmax);
-  }
-};
-#if QF_AVX2_KERNEL
-struct Avx2 {
-  static Range range(const float* w, std::int64_t n) { return avx2::group_range(w, n); }
-  template <bool kSymmetric, bool kCodes>
-  static GroupSums values(const float* w, float* out, std::uint8_t* codes, std::int64_t n,
-                          float scale, float zero, float qmin, float qmax) {
-    return avx2::quantize_values<kSymmetric, kCodes>(w, out, codes, n, scale, zero, qmin, qmax);
-  }
-};
-#endif
 
 template <class Isa, bool kSymmetric, bool kCodes>
 GroupSums quantize_group(const Kernel& k, std::int64_t gi) {
