@@ -32,9 +32,12 @@ int run_analyze(const std::vector<std::string>& args) {
   ArgParser parser(
       "analyze", "--runs DIR_OR_FILE... --out FILE.json [--markdown FILE.md] [options]",
       "Compares every arm of a fork experiment with the baseline arm (analyze.baseline) on one "
-      "probe metric (analyze.metric): a paired t-test over probe rows matched by seed and step "
-      "(after the arm's analyze.phase_filter), Welch's t-test and pairwise wins on the final "
-      "probe of each seed. --runs takes run.h5 files or directories searched recursively for "
+      "probe metric (analyze.metric), and with its controls (analyze.controls, e.g. oli with "
+      "cosine_matched): a paired t-test over probe rows matched by seed and step (after the "
+      "arm's analyze.phase_filter; n = probe pairs), the same test over seeds (each seed's "
+      "differences averaged; n = seeds, since probes within one run are correlated and the "
+      "probe-level p is optimistic), Welch's t-test and pairwise wins on the final probe of "
+      "each seed. --runs takes run.h5 files or directories searched recursively for "
       "run.h5 (OUT/<experiment>/<arm>/seed<k>/); arm and seed come from each file. Rows that "
       "cannot be paired are listed under \"unpaired\" in the JSON and warned about. The "
       "Markdown table (also printed) holds the JSON's numbers.");

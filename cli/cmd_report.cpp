@@ -19,9 +19,12 @@ int run_report(const std::vector<std::string>& args) {
       "rate (experiment_lr.png), the final probe of each seed (experiment_final.png). The "
       "statistics table comes from --analysis (a quantfork analyze JSON) or, without it, is "
       "computed from --runs with the analyze.* configuration and written to "
-      "DIR/analysis.json. Give at least one of --audit, --runs, --analysis.");
+      "DIR/analysis.json; beside the tables, each comparison in words, saying whether its "
+      "sign agrees with the paper's. Give at least one of --audit, --runs, --analysis.");
   parser.option("audit", "FILE.h5", "an audit file (quantfork.audit/1)")
       .option("analysis", "FILE.json", "statistics written by quantfork analyze")
+      .option("caveat", "TEXT",
+              "a line the statistics section opens with, e.g. on the scale of a miniature")
       .option("out", "DIR", "the report folder (created when missing)");
   add_analyze_options(parser);
   if (!parser.parse(args)) return 0;
@@ -29,6 +32,7 @@ int run_report(const std::vector<std::string>& args) {
   if (!load_analyze_options(parser, options.analyze)) return 0;
   if (parser.has("audit")) options.audit = parser.get("audit");
   if (parser.has("analysis")) options.analysis = parser.get("analysis");
+  if (parser.has("caveat")) options.caveat = parser.get("caveat");
   options.runs = run_inputs(parser);
   const experiments::ReportFiles files = experiments::write_report(options, parser.get("out"));
   std::cout << "wrote " << files.markdown.string();

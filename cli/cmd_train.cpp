@@ -31,7 +31,11 @@ int run_train(const std::vector<std::string>& args) {
   train::Trainer trainer(cfg, train::train_options(cfg));
   if (auto hook = experiments::make_probe_hook(cfg, trainer)) trainer.add_hooks(hook);
   const train::TrainSummary s = trainer.run();
-  if (trainer.is_root()) {
+  if (trainer.is_root() && s.first_step == trainer.options().steps) {
+    std::cout << "nothing to do: " << trainer.options().dir.string() << " already holds all "
+              << s.run_steps << " updates; final loss " << s.final_loss << "; checkpoint "
+              << s.last_checkpoint << "\n";
+  } else if (trainer.is_root()) {
     std::cout << (s.stopped_by_signal ? "stopped by a signal after " : "trained ") << s.run_steps
               << " of " << trainer.options().steps << " updates; final loss " << s.final_loss
               << "; skipped " << s.skipped_steps << "; checkpoint " << s.last_checkpoint << "\n";

@@ -7,6 +7,7 @@ int run_prepare(const std::vector<std::string>& args);
 int run_tokenize(const std::vector<std::string>& args);
 int run_analyze(const std::vector<std::string>& args);
 int run_report(const std::vector<std::string>& args);
+int run_phases(const std::vector<std::string>& args);
 #if QF_WITH_TORCH
 int run_logits(const std::vector<std::string>& args);
 int run_quantize(const std::vector<std::string>& args);
@@ -25,6 +26,8 @@ const std::vector<Command>& commands() {
        run_schedule},
       {"analyze", "statistics over run files -> JSON and Markdown", run_analyze},
       {"report", "plots and a readable report of an audit or experiment", run_report},
+      {"phases", "fit the phases of a trajectory table (audit file or CSV) -> text, JSON, HDF5",
+       run_phases},
 #if QF_WITH_TORCH
       {"logits", "run a model on token ids; write logits and loss", run_logits},
       {"quantize", "fake-quantize tensors or a whole checkpoint", run_quantize},

@@ -20,7 +20,7 @@ bool load_config(const ArgParser& parser, const ConfigSchema& schema, Config& ou
   for (const auto& file : parser.all("config")) loader.add_file(file);
   for (const auto& assignment : shortcuts) loader.add_override(assignment);
   for (const auto& assignment : parser.all("set")) loader.add_override(assignment);
-  out = loader.resolve();
+  out = loader.resolve(/*require_all=*/!parser.has("dump-config-docs"));
   if (parser.has("dump-config") || parser.has("dump-config-docs")) {
     std::cout << out.dump(parser.has("dump-config-docs"));
     return false;

@@ -46,10 +46,37 @@ void replace_directory(const fs::path& tmp, const fs::path& dir) {
     if (ec) throw IoError("cannot move '" + dir.string() + "' aside: " + ec.message());
   }
   fs::rename(tmp, dir, ec);
-  if (ec) throw IoError("cannot rename '" + tmp.string() + "' to '" + dir.string() + "': " +
-                        ec.message());
+  if (ec)
+    throw IoError("cannot rename '" + tmp.string() + "' to '" + dir.string() +
+                  "': " + ec.message());
   sync_directory(parent);
   if (!aside.empty()) fs::remove_all(aside, ec);
+}
+
+namespace {
+constexpr const char* kDeletingSuffix = ".deleting";
+}
+
+fs::path move_aside_for_deletion(const fs::path& dir) {
+  const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+  const fs::path doomed = parent / ("." + dir.filename().string() + kDeletingSuffix);
+  std::error_code ec;
+  fs::remove_all(doomed, ec);
+  fs::rename(dir, doomed, ec);
+  if (ec) throw IoError("cannot move '" + dir.string() + "' aside to delete it: " + ec.message());
+  sync_directory(parent);
+  return doomed;
+}
+
+void remove_directory_atomically(const fs::path& dir) {
+  std::error_code ec;
+  fs::remove_all(move_aside_for_deletion(dir), ec);
+}
+
+bool is_deletion_leftover(const std::string& name) {
+  const std::string suffix = kDeletingSuffix;
+  return name.size() > suffix.size() + 1 && name[0] == '.' &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace qf

@@ -19,4 +19,14 @@ void sync_directory(const std::filesystem::path& dir);
 // first renamed aside, then removed), and makes the rename durable.
 void replace_directory(const std::filesystem::path& tmp, const std::filesystem::path& dir);
 
+// Removes directory `dir` so that no crash leaves it half-deleted under its own name: it
+// is first renamed to `.NAME.deleting` beside itself (one atomic step), then removed. A
+// crash during the removal leaves only that hidden name, which is_deletion_leftover()
+// recognises for start-up cleanup. IoError when the rename is refused.
+void remove_directory_atomically(const std::filesystem::path& dir);
+// Its first step alone: the rename; returns the hidden name, for the caller to remove.
+std::filesystem::path move_aside_for_deletion(const std::filesystem::path& dir);
+// Whether `name` is what remove_directory_atomically leaves behind when interrupted.
+bool is_deletion_leftover(const std::string& name);
+
 }  // namespace qf

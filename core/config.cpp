@@ -28,7 +28,8 @@ YAML::Node lookup(const YAML::Node& root, const std::string& key) {
   size_t start = 0;
   while (true) {
     size_t dot = key.find('.', start);
-    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (!cur.IsMap() && !cur.IsSequence()) return YAML::Node(YAML::NodeType::Undefined);
     const YAML::Node& c = cur;  // const access never inserts
     size_t idx = 0;
@@ -90,15 +91,23 @@ bool matches_type(const YAML::Node& n, FieldType t) {
     return true;
   };
   switch (t) {
-    case FieldType::Int: return converts<int64_t>(n);
-    case FieldType::Float: return converts<double>(n);
-    case FieldType::Bool: return converts<bool>(n);
+    case FieldType::Int:
+      return converts<int64_t>(n);
+    case FieldType::Float:
+      return converts<double>(n);
+    case FieldType::Bool:
+      return converts<bool>(n);
     case FieldType::String:
-    case FieldType::Path: return n.IsScalar();
-    case FieldType::IntList: return all(converts<int64_t>);
-    case FieldType::FloatList: return all(converts<double>);
-    case FieldType::StringList: return all([](const YAML::Node& e) { return e.IsScalar(); });
-    case FieldType::Block: return true;
+    case FieldType::Path:
+      return n.IsScalar();
+    case FieldType::IntList:
+      return all(converts<int64_t>);
+    case FieldType::FloatList:
+      return all(converts<double>);
+    case FieldType::StringList:
+      return all([](const YAML::Node& e) { return e.IsScalar(); });
+    case FieldType::Block:
+      return true;
   }
   return false;
 }
@@ -112,8 +121,8 @@ void record_origins(const YAML::Node& node, const std::string& key, const Origin
     o.line = node.Mark().line + 1;
   }
   // Overriding a subtree forgets the origins of what it replaced.
-  for (auto it = origins.lower_bound(key + "."); it != origins.end() &&
-                                                 it->first.rfind(key + ".", 0) == 0;) {
+  for (auto it = origins.lower_bound(key + ".");
+       it != origins.end() && it->first.rfind(key + ".", 0) == 0;) {
     it = origins.erase(it);
   }
   origins[key] = o;
@@ -131,16 +140,16 @@ void record_origins(const YAML::Node& node, const std::string& key, const Origin
 // Merges `src` into `dst[key]`. Mappings merge key by key, except that a block whose
 // `name` changes is replaced whole: `schedule: {name: oli}` in a later file must not
 // inherit the parameters of the earlier file's `sgdr`.
-void merge(YAML::Node dst, const std::string& child, const YAML::Node& src,
-           const std::string& key, const Origin& layer, const ConfigSchema& schema,
+void merge(YAML::Node dst, const std::string& child, const YAML::Node& src, const std::string& key,
+           const Origin& layer, const ConfigSchema& schema,
            std::map<std::string, Origin>& origins) {
   YAML::Node existing = dst[child];
   const FieldSpec* spec = schema.find(key);
   // `train:` with every key commented out is an empty section, not an order to forget
   // the defaults below it.
   if (src.IsNull() && spec == nullptr && schema.is_section(key)) return;
-  bool mergeable = src.IsMap() && (spec == nullptr || (spec->type == FieldType::Block &&
-                                                       existing.IsMap()));
+  bool mergeable =
+      src.IsMap() && (spec == nullptr || (spec->type == FieldType::Block && existing.IsMap()));
   if (mergeable && spec && src["name"] && existing["name"] &&
       src["name"].Scalar() != existing["name"].Scalar()) {
     mergeable = false;
@@ -177,8 +186,8 @@ void reject_duplicate_keys(const YAML::Node& node, const std::string& source) {
       auto [it, fresh] = seen.emplace(k, line);
       if (!fresh) {
         throw ConfigError("duplicate config key '" + k + "' in " + source + ":" +
-                          std::to_string(line) + " (first at line " +
-                          std::to_string(it->second) + ")");
+                          std::to_string(line) + " (first at line " + std::to_string(it->second) +
+                          ")");
       }
       reject_duplicate_keys(kv.second, source);
     }
@@ -217,8 +226,8 @@ void validate(const YAML::Node& node, const std::string& prefix, const ConfigSch
       const YAML::Node& v = kv.second;
       bool null_ok = v.IsNull() && spec->default_value && spec->default_value->IsNull();
       if (!null_ok && (v.IsNull() || !matches_type(v, spec->type))) {
-        throw ConfigError("config " + cfg.where(key) + ": expected " +
-                          field_type_name(spec->type) + ", got " + describe_node(v));
+        throw ConfigError("config " + cfg.where(key) + ": expected " + field_type_name(spec->type) +
+                          ", got " + describe_node(v));
       }
     } else if (schema.is_section(key)) {
       if (!kv.second.IsMap()) {
@@ -288,7 +297,9 @@ std::string Config::get_string(const std::string& key) const {
   if (n.IsNull()) return "";
   return convert_scalar<std::string>(*this, n, key, "a string");
 }
-fs::path Config::get_path(const std::string& key) const { return fs::path(get_string(key)); }
+fs::path Config::get_path(const std::string& key) const {
+  return fs::path(get_string(key));
+}
 std::vector<int64_t> Config::get_int_list(const std::string& key) const {
   return convert_list<int64_t>(*this, require_node(root_, key), key, "a list of integers");
 }
@@ -334,7 +345,11 @@ void emit_value(std::ostringstream& out, const YAML::Node& v, int indent) {
               }());
   YAML::Emitter e;
   if (flat) {
-    e << YAML::Flow << v;
+    // A list read in block style keeps that style in its node, which the Flow manipulator
+    // does not override: the copy is told to be flow explicitly.
+    YAML::Node copy = YAML::Clone(v);
+    copy.SetStyle(YAML::EmitterStyle::Flow);
+    e << YAML::Flow << copy;
     out << " " << (v.IsNull() ? "null" : e.c_str()) << "\n";
     return;
   }
@@ -388,6 +403,10 @@ std::string Config::dump(bool with_docs) const {
 ConfigLoader::ConfigLoader(const ConfigSchema& schema) : schema_(schema) {}
 
 void ConfigLoader::add_file(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    throw ConfigError("config file '" + path.string() + "' is a directory; give a YAML file");
+  }
   std::ifstream in(path);
   if (!in) throw ConfigError(errno_message("cannot read config file", path.string()));
   std::ostringstream text;
@@ -443,7 +462,7 @@ void ConfigLoader::add_override(const std::string& assignment) {
   layers_.push_back(Layer{tree, Origin{source, 0, fs::current_path()}});
 }
 
-Config ConfigLoader::resolve() const {
+Config ConfigLoader::resolve(bool require_all) const {
   Config cfg;
   cfg.schema_ = &schema_;
   cfg.root_ = schema_.defaults();
@@ -457,7 +476,7 @@ Config ConfigLoader::resolve() const {
   }
   validate(cfg.root_, "", schema_, cfg);
   for (const auto& f : schema_.fields()) {
-    if (!f.default_value && cfg.is_null(f.key)) {
+    if (require_all && !f.default_value && cfg.is_null(f.key)) {
       throw ConfigError("missing required config key '" + f.key + "' (" + f.doc +
                         "): set it in a --config file or with --set " + f.key + "=...");
     }

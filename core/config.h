@@ -73,7 +73,9 @@ class ConfigLoader {
 
   // Merges the layers and validates them against the schema: unknown keys, wrong types
   // and missing required values throw ConfigError naming the key and its origin.
-  Config resolve() const;
+  // `require_all` false lets required keys stay unset (for --dump-config-docs, which
+  // documents them).
+  Config resolve(bool require_all = true) const;
 
  private:
   struct Layer {

@@ -443,6 +443,15 @@ void Table::append(const std::vector<RowBuilder>& rows) {
   if (!rows.empty()) write_rows(all.data(), rows.size());
 }
 
+void Table::append_packed(const unsigned char* data, std::size_t bytes) {
+  const std::size_t row = layout_->row_bytes();
+  if (bytes % row != 0) {
+    throw Error(layout_->label() + ": " + std::to_string(bytes) +
+                " bytes are not a whole number of " + std::to_string(row) + "-byte rows");
+  }
+  if (bytes > 0) write_rows(data, bytes / row);
+}
+
 void Table::write_rows(const unsigned char* data, std::size_t count) {
   check_writable("append");
   const std::string& what = layout_->label();

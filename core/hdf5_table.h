@@ -108,6 +108,8 @@ class RowSet {
  public:
   RowSet(std::shared_ptr<const RowLayout> layout, std::vector<unsigned char> bytes);
   std::size_t size() const { return size_; }
+  // The rows in the packed layout (RowLayout), as stored.
+  const std::vector<unsigned char>& packed() const { return bytes_; }
 
   std::int64_t int_at(std::size_t row, std::string_view column) const;
   double double_at(std::size_t row, std::string_view column) const;
@@ -170,6 +172,9 @@ class Table {
   // Appends and flushes the file: once this returns, the rows survive a crash.
   void append(const RowBuilder& row);
   void append(const std::vector<RowBuilder>& rows);
+  // Rows already in this table's packed layout (e.g. RowSet::packed() of a table with
+  // the same schema); Error naming the table when `bytes` is not a whole number of rows.
+  void append_packed(const unsigned char* data, std::size_t bytes);
   std::size_t size() const;
   // For resume: drops every row whose `step` column is greater than `step`. Rows are in
   // step order, so this keeps the rows before the first such row. Returns the number

@@ -1,8 +1,10 @@
 #include "core/run_file.h"
 
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <type_traits>
 #include <utility>
 
@@ -12,6 +14,9 @@
 namespace qf {
 
 namespace {
+
+// Journal record kinds of the three tables (core/run_journal.h).
+enum : std::uint8_t { kTrainKind = 1, kProbeKind = 2, kProbeTensorsKind = 3 };
 
 // One column of a table and how it maps to a member of the row struct. Tables are
 // declared once, as lists of these, so the schema, the writer and the reader agree.
@@ -215,6 +220,61 @@ auto create_new(const std::string& path, const char* schema, const RunAttributes
   }
 }
 
+// The journal's header: what create() needs to make the file again.
+struct RunHeader {
+  RunAttributes attributes;
+  std::string config_yaml;
+};
+
+std::string header_json(const RunAttributes& a, const std::string& config_yaml) {
+  nlohmann::json j = {{"schema", kRunSchema}, {"config", config_yaml}};
+  for (const auto& [name, member] : kStringAttributes) j["attributes"][name] = a.*member;
+  for (const auto& [name, member] : kIntAttributes) j["attributes"][name] = a.*member;
+  return j.dump();
+}
+
+RunHeader parse_header(const std::string& text, const std::string& where) {
+  RunHeader h;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    if (j.at("schema").get<std::string>() != kRunSchema) {
+      throw FormatError("'" + where + "' is the journal of a " + j.at("schema").get<std::string>() +
+                        " file, not of a " + kRunSchema + " file");
+    }
+    h.config_yaml = j.at("config").get<std::string>();
+    const nlohmann::json& a = j.at("attributes");
+    for (const auto& [name, member] : kStringAttributes)
+      h.attributes.*member = a.at(name).get<std::string>();
+    for (const auto& [name, member] : kIntAttributes)
+      h.attributes.*member = a.at(name).get<std::int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError("'" + where + "': the journal's header is not what quantfork writes (" +
+                      e.what() + ")");
+  }
+  return h;
+}
+
+// Keeps the packed rows whose `step` is at most `last`; returns how many were dropped.
+std::size_t keep_through(std::vector<unsigned char>& packed, const hdf5::RowLayout& layout,
+                         std::int64_t last, const std::string& where) {
+  const std::size_t row = layout.row_bytes(), at = layout.offset(layout.index_of("step"));
+  if (packed.size() % row != 0) {
+    throw FormatError("'" + where + "': " + layout.label() + " holds " +
+                      std::to_string(packed.size()) + " bytes, not a whole number of " +
+                      std::to_string(row) + "-byte rows");
+  }
+  std::vector<unsigned char> kept;
+  kept.reserve(packed.size());
+  for (std::size_t i = 0; i < packed.size(); i += row) {
+    std::int64_t step;
+    std::memcpy(&step, packed.data() + i + at, sizeof step);
+    if (step <= last) kept.insert(kept.end(), packed.begin() + i, packed.begin() + i + row);
+  }
+  const std::size_t dropped = (packed.size() - kept.size()) / row;
+  packed.swap(kept);
+  return dropped;
+}
+
 hdf5::File open_tagged(const std::string& path, const char* schema, hdf5::Access access) {
   const std::string expected = std::string(schema) + " file";
   hdf5::File file = hdf5::File::open(path, access, expected);
@@ -291,24 +351,115 @@ RunFile RunFile::open_read_only(const std::string& path) {
   return open(path, hdf5::Access::kReadOnly);
 }
 
+RunFile RunFile::create_journaled(const std::string& path, const RunAttributes& attributes,
+                                  const std::string& config_yaml) {
+  RunFile f = create(path, attributes, config_yaml);
+  f.journal_ =
+      std::make_unique<RunJournal>(RunJournal::write(journal_path_for(path), f.contents()));
+  return f;
+}
+
+RunFile RunFile::recover(const std::string& path, std::int64_t keep_through_step,
+                         RunRecovery* report) {
+  RunRecovery r;
+  const std::filesystem::path journal = journal_path_for(path);
+  JournalContents c;
+  try {
+    c = open_read_only(path).contents();
+  } catch (const Error& e) {
+    r.damage = e.what();
+  }
+  std::string journal_damage = "there is no journal (" + journal.string() + ") to rebuild it from";
+  if (std::filesystem::exists(journal)) {
+    try {
+      c = RunJournal::read(journal);
+      r.from_journal = true;
+      r.torn_bytes = c.torn_bytes;
+    } catch (const Error& e) {
+      journal_damage = std::string("its journal is unreadable too: ") + e.what();
+    }
+  }
+  if (!r.from_journal && !r.damage.empty()) {
+    throw FormatError(r.damage + "; " + journal_damage +
+                      ". Move the file aside to go on with a new log.");
+  }
+  const RunHeader header = parse_header(c.header, journal.string());
+  const std::string rebuilt = path + ".rebuild";
+  std::error_code ec;
+  std::filesystem::remove(rebuilt, ec);
+  {
+    RunFile fresh = create(rebuilt, header.attributes, header.config_yaml);
+    for (auto& [kind, rows] : c.rows) {
+      hdf5::Table& table = fresh.table_of_kind(kind, journal.string());
+      r.dropped_rows += keep_through(rows, table.layout(), keep_through_step, journal.string());
+      table.append_packed(rows.data(), rows.size());
+    }
+    fresh.close();
+  }
+  std::filesystem::rename(rebuilt, path, ec);
+  if (ec) throw IoError("cannot rename '" + rebuilt + "' to '" + path + "': " + ec.message());
+  RunFile f = open_for_append(path);
+  f.journal_ = std::make_unique<RunJournal>(RunJournal::write(journal, c));
+  if (report) *report = r;
+  return f;
+}
+
+hdf5::Table& RunFile::table_of_kind(std::uint8_t kind, const std::string& where) {
+  switch (kind) {
+    case kTrainKind:
+      return train_;
+    case kProbeKind:
+      return probe_;
+    case kProbeTensorsKind:
+      return probe_tensors_;
+    default:
+      throw FormatError("'" + where + "': a record of unknown kind " + std::to_string(kind) +
+                        " (written by a newer quantfork?)");
+  }
+}
+
+JournalContents RunFile::contents() const {
+  JournalContents c;
+  c.header = header_json(attributes(), config_yaml());
+  c.rows[kTrainKind] = train_.read().packed();
+  c.rows[kProbeKind] = probe_.read().packed();
+  c.rows[kProbeTensorsKind] = probe_tensors_.read().packed();
+  return c;
+}
+
+void RunFile::append_rows(hdf5::Table& table, std::uint8_t kind,
+                          const std::vector<hdf5::RowBuilder>& rows) {
+  if (journal_ && !rows.empty()) {
+    std::vector<unsigned char> packed;
+    for (const auto& row : rows)
+      packed.insert(packed.end(), row.bytes().begin(), row.bytes().end());
+    journal_->append(kind, packed.data(), packed.size());
+  }
+  table.append(rows);
+}
+
 void RunFile::append_train(const TrainRow& row) {
-  train_.append(to_builder(train_, row));
+  append_rows(train_, kTrainKind, {to_builder(train_, row)});
 }
 void RunFile::append_probe(const ProbeRow& row) {
-  probe_.append(to_builder(probe_, row));
+  append_rows(probe_, kProbeKind, {to_builder(probe_, row)});
 }
 void RunFile::append_probe_tensor(const ProbeTensorRow& row) {
-  probe_tensors_.append(to_builder(probe_tensors_, row));
+  append_rows(probe_tensors_, kProbeTensorsKind, {to_builder(probe_tensors_, row)});
 }
 void RunFile::append_probe_tensors(const std::vector<ProbeTensorRow>& rows) {
   std::vector<hdf5::RowBuilder> builders;
   for (const auto& row : rows) builders.push_back(to_builder(probe_tensors_, row));
-  probe_tensors_.append(builders);
+  append_rows(probe_tensors_, kProbeTensorsKind, builders);
 }
 
 std::size_t RunFile::truncate_after(std::int64_t step) {
-  return train_.truncate_after(step) + probe_.truncate_after(step) +
-         probe_tensors_.truncate_after(step);
+  const std::size_t dropped = train_.truncate_after(step) + probe_.truncate_after(step) +
+                              probe_tensors_.truncate_after(step);
+  if (journal_ && dropped) {
+    journal_ = std::make_unique<RunJournal>(RunJournal::write(journal_->path(), contents()));
+  }
+  return dropped;
 }
 
 std::vector<TrainRow> RunFile::read_train() const {

@@ -10,11 +10,13 @@
 // f["config"][()] is the resolved YAML as bytes.
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/hdf5_table.h"
+#include "core/run_journal.h"
 
 namespace qf {
 
@@ -96,7 +98,17 @@ struct RunAttributes {
   std::string version;
 };
 
-// A quantfork.run/1 file. Every append is flushed before it returns.
+// What RunFile::recover found and did, for the log.
+struct RunRecovery {
+  bool from_journal = false;     // false: a run.h5 written before journals existed
+  std::string damage;            // why run.h5 could not be read as it was; empty if it could
+  std::size_t dropped_rows = 0;  // logged after the step training goes on from
+  std::size_t torn_bytes = 0;    // a journal record cut short by a kill
+};
+
+// A quantfork.run/1 file. Every append is flushed before it returns. A journaled run file
+// (create_journaled, recover) also writes every row, first, to run.h5.journal
+// (core/run_journal.h), from which recover() rebuilds run.h5 whatever a kill did to it.
 class RunFile {
  public:
   // Creates `path` (which must not exist) with its attributes, /config (the resolved
@@ -107,6 +119,16 @@ class RunFile {
   // file and the expected schema, when it is not a quantfork.run/1 file or a table's
   // columns differ.
   static RunFile open_for_append(const std::string& path);
+  // create(), plus the journal journal_path_for(path) (replaced if present).
+  static RunFile create_journaled(const std::string& path, const RunAttributes& attributes,
+                                  const std::string& config_yaml);
+  // For resume: rebuilds `path` from its journal (or, for a run.h5 from before journals,
+  // from the file itself), keeping the rows whose step is at most `keep_through_step`,
+  // writes both files anew (each atomically) and returns the run file open for appending,
+  // journaled. A damaged run.h5 is no obstacle when its journal is there; without one,
+  // FormatError names the file.
+  static RunFile recover(const std::string& path, std::int64_t keep_through_step,
+                         RunRecovery* report = nullptr);
   // The same checks, for reading only (analyze, report).
   static RunFile open_read_only(const std::string& path);
 
@@ -116,7 +138,8 @@ class RunFile {
   // All tensors of one probe at once: one write and one flush.
   void append_probe_tensors(const std::vector<ProbeTensorRow>& rows);
   // For resume: drops the rows of every table whose step is after `step` (the step of
-  // the checkpoint training goes on from). Returns the number of rows dropped.
+  // the checkpoint training goes on from), in the journal too. Returns the number of
+  // rows dropped.
   std::size_t truncate_after(std::int64_t step);
 
   std::vector<TrainRow> read_train() const;
@@ -135,11 +158,17 @@ class RunFile {
  private:
   RunFile(hdf5::File file, hdf5::Table train, hdf5::Table probe, hdf5::Table probe_tensors);
   static RunFile open(const std::string& path, hdf5::Access access);
+  // The journal's view of this file: header and packed rows.
+  JournalContents contents() const;
+  hdf5::Table& table_of_kind(std::uint8_t kind, const std::string& where);
+  void append_rows(hdf5::Table& table, std::uint8_t kind,
+                   const std::vector<hdf5::RowBuilder>& rows);
 
   hdf5::File file_;
   hdf5::Table train_;
   hdf5::Table probe_;
   hdf5::Table probe_tensors_;
+  std::unique_ptr<RunJournal> journal_;
 };
 
 // The steps an audit locates along a trajectory. Stored as int64 root attributes of

@@ -82,18 +82,10 @@ void read_numbers(const Reader& r, T& out,
   for (const auto& [key, member] : fields) out.*member = r.at(key).num();
 }
 
-Comparison comparison_from(const Reader& r) {
-  Comparison c;
-  c.arm = r.at("arm").str();
-  if (r.has("phase_filter")) {
-    const Reader f = r.at("phase_filter");
-    std::vector<std::string> entries;
-    for (std::size_t i = 0; i < f.size(); ++i) entries.push_back(f.at(i).str());
-    c.phase_filter = parse_phase_filter(entries, "phase_filter of arm '" + c.arm + "'");
-  }
-  const Reader p = r.at("paired");
-  c.paired.n = p.at("n").count();
-  read_numbers(p, c.paired,
+PairedTTest paired_from(const Reader& p) {
+  PairedTTest t;
+  t.n = p.at("n").count();
+  read_numbers(p, t,
                {{"df", &PairedTTest::df},
                 {"mean_diff", &PairedTTest::mean_diff},
                 {"sd_diff", &PairedTTest::sd_diff},
@@ -102,7 +94,52 @@ Comparison comparison_from(const Reader& r) {
                 {"cohens_dz", &PairedTTest::cohens_dz}});
   const Reader ci = p.at("ci95");
   ci.size(2);
-  c.paired.ci95 = {ci.at(std::size_t{0}).num(), ci.at(std::size_t{1}).num()};
+  t.ci95 = {ci.at(std::size_t{0}).num(), ci.at(std::size_t{1}).num()};
+  return t;
+}
+
+json paired_json(const PairedTTest& p) {
+  return {{"n", p.n},
+          {"mean_diff", number(p.mean_diff)},
+          {"sd_diff", number(p.sd_diff)},
+          {"t", number(p.t)},
+          {"df", number(p.df)},
+          {"p_two_sided", number(p.p_two_sided)},
+          {"p_less", number(p.p_less)},
+          {"p_greater", number(p.p_greater)},
+          {"ci95", {number(p.ci95[0]), number(p.ci95[1])}},
+          {"cohens_dz", number(p.cohens_dz)}};
+}
+
+// Files written before the run-level test and controls existed still read: their
+// comparisons are against the top-level baseline and have no paired_runs.
+Comparison comparison_from(const Reader& r, const std::string& baseline) {
+  Comparison c;
+  c.arm = r.at("arm").str();
+  c.baseline = r.has("baseline") ? r.at("baseline").str() : baseline;
+  if (r.has("phase_filter")) {
+    const Reader f = r.at("phase_filter");
+    std::vector<std::string> entries;
+    for (std::size_t i = 0; i < f.size(); ++i) entries.push_back(f.at(i).str());
+    c.phase_filter = parse_phase_filter(entries, "phase_filter of arm '" + c.arm + "'");
+  }
+  c.paired = paired_from(r.at("paired"));
+  if (r.has("paired_runs") && !r.at("paired_runs").raw().is_null()) {
+    c.paired_runs = paired_from(r.at("paired_runs"));
+  }
+  if (r.has("paired_runs_absent")) {
+    c.paired_runs_absent = r.at("paired_runs_absent").str();
+  } else if (!r.has("paired_runs")) {
+    c.paired_runs_absent = "not in this analysis file (written before the run-level test)";
+  }
+  if (r.has("seed_mean_diffs")) {
+    const Reader m = r.at("seed_mean_diffs");
+    for (std::size_t i = 0; i < m.size(); ++i) {
+      const Reader row = m.at(i);
+      c.seed_means.push_back(
+          {row.at("seed").integer(), row.at("pairs").count(), row.at("mean_diff").num()});
+    }
+  }
   const Reader w = r.at("welch_final");
   if (w.has("final_step") && !w.at("final_step").raw().is_null()) {
     c.final_step = w.at("final_step").integer();
@@ -140,45 +177,50 @@ json analysis_to_json(const Analysis& a) {
                     {"probes", r.probes}});
   }
   for (const auto& c : a.comparisons) {
-    json filter = json::array(), pairs = json::array(), unpaired = json::array();
+    json filter = json::array(), pairs = json::array(), unpaired = json::array(),
+         seed_means = json::array();
     for (const auto& s : c.phase_filter) filter.push_back(s.str());
     for (const auto& [seed, step] : c.pairs) pairs.push_back({seed, step});
     for (const auto& u : c.unpaired) {
       unpaired.push_back(
           {{"arm", u.arm}, {"seed", u.seed}, {"step", u.step}, {"reason", u.reason}});
     }
-    const PairedTTest& p = c.paired;
+    for (const auto& m : c.seed_means) {
+      seed_means.push_back(
+          {{"seed", m.cluster}, {"pairs", m.pairs}, {"mean_diff", number(m.mean_diff)}});
+    }
+    json paired = paired_json(c.paired);
+    paired["pairs"] = pairs;
     const TwoSampleTTest& w = c.welch_final;
-    comparisons.push_back(
-        {{"arm", c.arm},
-         {"phase_filter", filter},
-         {"paired",
-          {{"n", p.n},
-           {"mean_diff", number(p.mean_diff)},
-           {"sd_diff", number(p.sd_diff)},
-           {"t", number(p.t)},
-           {"df", number(p.df)},
-           {"p_two_sided", number(p.p_two_sided)},
-           {"p_less", number(p.p_less)},
-           {"p_greater", number(p.p_greater)},
-           {"ci95", {number(p.ci95[0]), number(p.ci95[1])}},
-           {"cohens_dz", number(p.cohens_dz)},
-           {"pairs", pairs}}},
-         {"welch_final",
-          {{"final_step", c.final_step ? json(*c.final_step) : json(nullptr)},
-           {"n_arm", w.n_arm},
-           {"n_baseline", w.n_baseline},
-           {"mean_arm", number(w.mean_arm)},
-           {"mean_baseline", number(w.mean_baseline)},
-           {"t", number(w.t)},
-           {"df", number(w.df)},
-           {"p_two_sided", number(w.p_two_sided)},
-           {"p_less", number(w.p_less)}}},
-         {"pairwise_wins", {{"wins", c.wins.wins}, {"ties", c.wins.ties}, {"total", c.wins.total}}},
-         {"unpaired", unpaired}});
+    json comparison = {
+        {"arm", c.arm},
+        {"baseline", c.baseline},
+        {"phase_filter", filter},
+        {"paired", paired},
+        {"paired_runs", c.paired_runs ? paired_json(*c.paired_runs) : json(nullptr)},
+        {"seed_mean_diffs", seed_means},
+        {"welch_final",
+         {{"final_step", c.final_step ? json(*c.final_step) : json(nullptr)},
+          {"n_arm", w.n_arm},
+          {"n_baseline", w.n_baseline},
+          {"mean_arm", number(w.mean_arm)},
+          {"mean_baseline", number(w.mean_baseline)},
+          {"t", number(w.t)},
+          {"df", number(w.df)},
+          {"p_two_sided", number(w.p_two_sided)},
+          {"p_less", number(w.p_less)}}},
+        {"pairwise_wins", {{"wins", c.wins.wins}, {"ties", c.wins.ties}, {"total", c.wins.total}}},
+        {"unpaired", unpaired}};
+    if (!c.paired_runs) comparison["paired_runs_absent"] = c.paired_runs_absent;
+    comparisons.push_back(std::move(comparison));
   }
-  return {{"schema", kSchema}, {"metric", a.metric},         {"baseline", a.baseline},
-          {"runs", runs},      {"comparisons", comparisons}, {"warnings", a.warnings}};
+  const json n_counts = {{"paired", kPairedCounts},
+                         {"paired_runs", kPairedRunsCounts},
+                         {"welch_final", kWelchCounts},
+                         {"pairwise_wins", kWinsCounts}};
+  return {{"schema", kSchema},      {"metric", a.metric}, {"baseline", a.baseline},
+          {"n_counts", n_counts},   {"runs", runs},       {"comparisons", comparisons},
+          {"warnings", a.warnings}, {"notes", a.notes}};
 }
 
 Analysis analysis_from_json(const json& j, const std::string& source) {
@@ -188,11 +230,12 @@ Analysis analysis_from_json(const json& j, const std::string& source) {
   a.baseline = r.at("baseline").str();
   const Reader comparisons = r.at("comparisons");
   for (std::size_t i = 0; i < comparisons.size(); ++i) {
-    a.comparisons.push_back(comparison_from(comparisons.at(i)));
+    a.comparisons.push_back(comparison_from(comparisons.at(i), a.baseline));
   }
-  if (r.has("warnings")) {
-    const Reader w = r.at("warnings");
-    for (std::size_t i = 0; i < w.size(); ++i) a.warnings.push_back(w.at(i).str());
+  for (auto [key, list] : {std::pair{"warnings", &a.warnings}, std::pair{"notes", &a.notes}}) {
+    if (!r.has(key)) continue;
+    const Reader w = r.at(key);
+    for (std::size_t i = 0; i < w.size(); ++i) list->push_back(w.at(i).str());
   }
   return a;
 }
@@ -217,34 +260,62 @@ std::string format_stat(double v, int significant) {
   return buf;
 }
 
+namespace {
+
+std::string rows_of(const Comparison& c) {
+  std::string rows;
+  for (const auto& s : c.phase_filter) rows += (rows.empty() ? "" : ", ") + s.str();
+  return rows.empty() ? "all" : rows;
+}
+
+// A row of the paired tests' table: `level` is "probes" or "seeds".
+std::string paired_row(const Comparison& c, const std::string& level, const PairedTTest& p) {
+  return "| " + c.arm + " | " + c.baseline + " | " + rows_of(c) + " | " + level + " | " +
+         std::to_string(p.n) + " | " + format_stat(p.mean_diff) + " | [" + format_stat(p.ci95[0]) +
+         ", " + format_stat(p.ci95[1]) + "] | " + format_stat(p.t) + " | " + format_stat(p.df) +
+         " | " + format_p(p.p_two_sided) + " | " + format_stat(p.cohens_dz) + " |\n";
+}
+
+}  // namespace
+
 std::string markdown_table(const Analysis& a) {
   std::ostringstream md;
-  md << "Paired t-test of `" << a.metric << "` over probes matched by seed and step, d = arm - `"
-     << a.baseline << "` (negative: the arm is lower); Welch's t-test and pairwise wins (arm "
-     << "lower than baseline, over all seed pairs) on the final probe of each seed.\n\n"
-     << "| arm | rows | n | mean diff | 95% CI | t | df | p | d_z | final step | Welch t | "
-        "Welch df | Welch p | wins |\n"
-     << "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+  md << "Paired t-tests of `" << a.metric << "`, d = arm - baseline (negative: the arm is "
+     << "lower), at two levels: probes (n = " << kPairedCounts
+     << ") and seeds (n = " << kPairedRunsCounts
+     << "; df = seeds - 1). Probes within one run are correlated, so "
+     << "the probe-level p is optimistic; the seed-level test counts each seed once.\n\n"
+     << "| arm | baseline | rows | level | n | mean diff | 95% CI | t | df | p | d_z |\n"
+     << "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|\n";
   for (const auto& c : a.comparisons) {
-    std::string rows;
-    for (const auto& s : c.phase_filter) rows += (rows.empty() ? "" : ", ") + s.str();
-    const PairedTTest& p = c.paired;
+    md << paired_row(c, "probes", c.paired);
+    if (c.paired_runs) {
+      md << paired_row(c, "seeds", *c.paired_runs);
+    } else {
+      md << "| " << c.arm << " | " << c.baseline << " | " << rows_of(c) << " | seeds | "
+         << c.seed_means.size() << " | not computed: " << c.paired_runs_absent << " | | | | | |\n";
+    }
+  }
+  md << "\nWelch's t-test on the final probe of each seed (n = " << kWelchCounts
+     << ") and pairwise wins (arm lower than baseline, out of " << kWinsCounts << ").\n\n"
+     << "| arm | baseline | final step | n arm | n baseline | Welch t | Welch df | Welch p | "
+        "wins |\n"
+     << "|---|---|--:|--:|--:|--:|--:|--:|--:|\n";
+  for (const auto& c : a.comparisons) {
     const TwoSampleTTest& w = c.welch_final;
-    md << "| " << c.arm << " | " << (rows.empty() ? "all" : rows) << " | " << p.n << " | "
-       << format_stat(p.mean_diff) << " | [" << format_stat(p.ci95[0]) << ", "
-       << format_stat(p.ci95[1]) << "] | " << format_stat(p.t) << " | " << format_stat(p.df)
-       << " | " << format_p(p.p_two_sided) << " | " << format_stat(p.cohens_dz) << " | "
-       << (c.final_step ? std::to_string(*c.final_step) : "none") << " | " << format_stat(w.t)
-       << " | " << format_stat(w.df) << " | " << format_p(w.p_two_sided) << " | " << c.wins.wins
-       << "/" << c.wins.total << " |\n";
+    md << "| " << c.arm << " | " << c.baseline << " | "
+       << (c.final_step ? std::to_string(*c.final_step) : "none") << " | " << w.n_arm << " | "
+       << w.n_baseline << " | " << format_stat(w.t) << " | " << format_stat(w.df) << " | "
+       << format_p(w.p_two_sided) << " | " << c.wins.wins << "/" << c.wins.total << " |\n";
   }
   std::string notes;
   for (const auto& c : a.comparisons) {
     if (c.unpaired.empty()) continue;
-    notes += "- " + c.arm + ": " + std::to_string(c.unpaired.size()) +
+    notes += "- " + c.arm + " vs " + c.baseline + ": " + std::to_string(c.unpaired.size()) +
              " probe row(s) could not be paired and are left out (listed under \"unpaired\" "
              "in the JSON).\n";
   }
+  for (const auto& n : a.notes) notes += "- " + n + "\n";
   for (const auto& w : a.warnings) notes += "- warning: " + w + "\n";
   if (!notes.empty()) md << "\n" << notes;
   return md.str();

@@ -133,10 +133,28 @@ void pair_rows(const Side& arm, const Side& base, const std::string& metric, Com
   }
 }
 
+// The run-level test over the seeds of `c.pairs` (method.md): absent, with the reason,
+// below two seeds.
+void test_runs(const std::vector<double>& a_values, const std::vector<double>& b_values,
+               Comparison& c, std::vector<std::string>& warnings) {
+  std::vector<std::int64_t> seeds;
+  for (const auto& key : c.pairs) seeds.push_back(key.first);
+  const PairedTTest t = clustered_paired_t_test(a_values, b_values, seeds, &c.seed_means);
+  if (c.seed_means.size() >= 2) {
+    c.paired_runs = t;
+    return;
+  }
+  c.paired_runs_absent = "only seed " + std::to_string(c.seed_means.front().cluster) +
+                         " has matched probe pairs; a test over seeds needs at least 2";
+  warnings.push_back("arm '" + c.arm + "' vs '" + c.baseline + "': no run-level test (" +
+                     c.paired_runs_absent + ")");
+}
+
 Comparison compare(const Side& arm, const Side& base, const AnalyzeOptions& o,
                    std::vector<std::string>& warnings) {
   Comparison c;
   c.arm = arm.arm;
+  c.baseline = base.arm;
   if (auto it = o.phase_filter.find(arm.arm); it != o.phase_filter.end())
     c.phase_filter = it->second;
   std::vector<double> a_values, b_values;
@@ -149,8 +167,10 @@ Comparison compare(const Side& arm, const Side& base, const AnalyzeOptions& o,
   }
   c.paired = paired_t_test(a_values, b_values);
   if (c.pairs.size() < 2) {
-    warnings.push_back("arm '" + arm.arm + "': a single pair, so the paired test is undefined");
+    warnings.push_back("arm '" + arm.arm + "' vs '" + base.arm +
+                       "': a single pair, so the paired test is undefined");
   }
+  test_runs(a_values, b_values, c, warnings);
   if (!c.unpaired.empty()) {
     std::vector<std::string> first;
     for (std::size_t i = 0; i < std::min<std::size_t>(3, c.unpaired.size()); ++i) {
@@ -182,6 +202,40 @@ Comparison compare(const Side& arm, const Side& base, const AnalyzeOptions& o,
   return c;
 }
 
+// A Block of `key` mapping arm names to an entry or a list of entries (scalars).
+std::map<std::string, std::vector<std::string>> per_arm_lists(const Config& cfg,
+                                                              const std::string& key,
+                                                              const std::string& what,
+                                                              const std::string& example,
+                                                              const std::string& entries) {
+  const YAML::Node block = cfg.node(key);
+  if (!block.IsMap() && !block.IsNull()) {
+    throw ConfigError("config " + cfg.where(key) + ": expected a map from arm to " + what +
+                      ", e.g. " + example);
+  }
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& kv : block) {
+    const std::string arm = kv.first.Scalar(), arm_key = key + "." + arm;
+    const YAML::Node& value = kv.second;
+    std::vector<std::string>& list = out[arm];
+    if (value.IsScalar()) {
+      list.push_back(value.Scalar());
+    } else if (value.IsSequence()) {
+      for (const auto& e : value) {
+        if (!e.IsScalar()) {
+          throw ConfigError("config " + cfg.where(arm_key) + ": expected " + what +
+                            ", got a block");
+        }
+        list.push_back(e.Scalar());
+      }
+    } else {
+      throw ConfigError("config " + cfg.where(arm_key) + ": expected an entry or a list (" +
+                        entries + ")");
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void declare_analyze_config(ConfigSchema& s) {
@@ -201,7 +255,15 @@ void declare_analyze_config(ConfigSchema& s) {
                 "OLI's settled point: the last step "
                 "of each cool phase), or all; one entry or a list. Arms without an entry "
                 "keep every row. Blocks merge key by key: set an arm to all to drop its "
-                "default filter.");
+                "default filter.")
+      .optional("analyze.controls", FieldType::Block, "{oli: cosine_matched}",
+                "Per compared arm, further baselines (an arm name or a list) it is also "
+                "compared with, by the same tests, when some run has that arm; each "
+                "comparison in the JSON names its baseline. The default compares OLI with "
+                "cosine_matched (the cosine continuation scaled to OLI's mean rate), which "
+                "tells 'OLI is lower' apart from 'a lower learning rate is lower'. A control "
+                "no run has, or that is analyze.baseline already, is left out with a note. "
+                "Blocks merge key by key: set an arm to [] to drop its default controls.");
 }
 
 std::vector<PhaseSelector> parse_phase_filter(const std::vector<std::string>& entries,
@@ -237,29 +299,21 @@ AnalyzeOptions analyze_options(const Config& cfg) {
   }
   o.baseline = cfg.get_string("analyze.baseline");
   o.arms = cfg.get_string_list("analyze.arms");
-  const YAML::Node filter = cfg.node("analyze.phase_filter");
-  if (!filter.IsMap() && !filter.IsNull()) {
-    throw ConfigError("config " + cfg.where("analyze.phase_filter") +
-                      ": expected a map from arm to phase filter entries, e.g. {oli: settled}");
+  for (auto& [arm, entries] : per_arm_lists(cfg, "analyze.phase_filter", "phase filter entries",
+                                            "{oli: settled}", "all, settled, NAME, NAME:last")) {
+    o.phase_filter[arm] =
+        parse_phase_filter(entries, "config " + cfg.where("analyze.phase_filter." + arm));
   }
-  for (const auto& kv : filter) {
-    const std::string arm = kv.first.Scalar(), key = "analyze.phase_filter." + arm;
-    const YAML::Node& value = kv.second;
-    std::vector<std::string> entries;
-    if (value.IsScalar()) {
-      entries.push_back(value.Scalar());
-    } else if (value.IsSequence()) {
-      for (const auto& e : value) {
-        if (!e.IsScalar()) {
-          throw ConfigError("config " + cfg.where(key) + ": expected phase names, got a block");
-        }
-        entries.push_back(e.Scalar());
+  o.controls.clear();
+  for (auto& [arm, controls] :
+       per_arm_lists(cfg, "analyze.controls", "arm names", "{oli: cosine_matched}", "arm names")) {
+    for (const auto& c : controls) {
+      if (c == arm) {
+        throw ConfigError("config " + cfg.where("analyze.controls." + arm) + ": arm '" + arm +
+                          "' cannot be its own control");
       }
-    } else {
-      throw ConfigError("config " + cfg.where(key) +
-                        ": expected an entry or a list (all, settled, NAME, NAME:last)");
     }
-    o.phase_filter[arm] = parse_phase_filter(entries, "config " + cfg.where(key));
+    if (!controls.empty()) o.controls[arm] = std::move(controls);
   }
   return o;
 }
@@ -314,6 +368,21 @@ Analysis analyze(const std::vector<Run>& runs, const AnalyzeOptions& o) {
   };
   const Side base = side(o.baseline);
   for (const auto& a : compared) out.comparisons.push_back(compare(side(a), base, o, out.warnings));
+  for (const auto& a : compared) {
+    const auto it = o.controls.find(a);
+    if (it == o.controls.end()) continue;
+    for (const auto& control : it->second) {
+      if (control == a) throw ConfigError("analyze.controls: arm '" + a + "' is its own control");
+      const std::string what = "'" + a + "' vs control '" + control + "' (analyze.controls)";
+      if (control == o.baseline) {
+        out.notes.push_back(what + ": '" + control + "' is the baseline, compared above");
+      } else if (!by_arm.count(control)) {
+        out.notes.push_back(what + " not computed: no run has arm '" + control + "'");
+      } else {
+        out.comparisons.push_back(compare(side(a), side(control), o, out.warnings));
+      }
+    }
+  }
   return out;
 }
 
@@ -323,6 +392,7 @@ Analysis analyze_inputs(const std::vector<std::string>& inputs, const AnalyzeOpt
   Analysis a = analyze(runs, options);
   a.warnings.insert(a.warnings.begin(), warnings.begin(), warnings.end());
   for (const auto& w : a.warnings) spdlog::warn("analyze: {}", w);
+  for (const auto& n : a.notes) spdlog::info("analyze: {}", n);
   return a;
 }
 

@@ -19,6 +19,7 @@
 #include "experiments/fork.h"
 #include "experiments/report.h"
 #include "experiments/subprocess.h"
+#include "model/gpt_neox_config.h"
 #include "quant_probe/audit.h"
 #include "quant_probe/probe.h"
 #include "schedules/registry.h"
@@ -92,9 +93,10 @@ DemoSettings settings_of(const Config& c) {
   d.parallel = std::max<int64_t>(1, c.get_int("demo.parallel"));
   d.seeds = c.get_int_list("demo.seeds");
   d.threads = c.get_int("demo.threads");
-  for (const char* key : {"demo.pretrain_steps", "demo.checkpoint_every", "demo.batch",
-                          "demo.seq_len", "demo.layers", "demo.heads", "demo.eval_sequences",
-                          "demo.fork_steps", "demo.fork_batch", "demo.probe_every", "demo.threads"}) {
+  for (const char* key :
+       {"demo.pretrain_steps", "demo.checkpoint_every", "demo.batch", "demo.seq_len", "demo.layers",
+        "demo.heads", "demo.eval_sequences", "demo.fork_steps", "demo.fork_batch",
+        "demo.probe_every", "demo.threads"}) {
     if (c.get_int(key) < 1) throw ConfigError("config " + c.where(key) + ": must be at least 1");
   }
   if (d.hidden < 128 || d.hidden % 128 != 0 || d.hidden % d.heads != 0) {
@@ -153,16 +155,18 @@ void make_corpus(const fs::path& corpus, const fs::path& train, const fs::path& 
 void write_model_config(const DemoSettings& d, const fs::path& path) {
   std::ostringstream j;
   j << R"({"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "hidden_size": )"
-    << d.hidden << R"(, "intermediate_size": )" << 4 * d.hidden
-    << R"(, "num_attention_heads": )" << d.heads << R"(, "num_hidden_layers": )" << d.layers
+    << d.hidden << R"(, "intermediate_size": )" << 4 * d.hidden << R"(, "num_attention_heads": )"
+    << d.heads << R"(, "num_hidden_layers": )" << d.layers
     << R"(, "vocab_size": 256, "max_position_embeddings": )" << std::max<int64_t>(256, d.seq_len)
     << R"(, "rotary_pct": 0.25, "rotary_emb_base": 10000, "layer_norm_eps": 1e-05, )"
     << R"("hidden_act": "gelu", "use_parallel_residual": true, "tie_word_embeddings": false, )"
-    << R"("bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "float32"})" << "\n";
+    << R"("bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "float32"})"
+    << "\n";
   write_text_atomically(path, j.str());
 }
 
-std::string cosine_block(const DemoSettings& d, int64_t offset) {
+// The pretraining schedule; continued from the fork's base with the default offset.
+std::string cosine_block(const DemoSettings& d, const std::string& offset = "$base_step") {
   std::ostringstream s;
   s << "{name: pythia_cosine, max_lr: " << d.max_lr << ", min_lr: " << d.max_lr / 10
     << ", warmup_steps: " << std::max<int64_t>(1, d.pretrain_steps / 100)
@@ -200,8 +204,7 @@ std::pair<int64_t, std::string> choose_base(const fs::path& audit_path,
   if (lm && lm->pre_divergence_step) {
     return {*lm->pre_divergence_step, "the audit's pre-divergence checkpoint"};
   }
-  const bool converged =
-      audit.file().int_attribute("converged_inside").value_or(0) == 1;
+  const bool converged = audit.file().int_attribute("converged_inside").value_or(0) == 1;
   if (lm && lm->fp32_convergence_step && converged) {
     return {*lm->fp32_convergence_step,
             "the FP32 convergence checkpoint: the audit found no divergence phase at this "
@@ -244,7 +247,7 @@ DemoResult run_demo(const Config& config, const fs::path& program) {
       << "model: {config: " << (d.out / "model/config.json").string() << "}\n"
       << "train: {steps: " << d.pretrain_steps << ", global_batch: " << d.batch
       << ", seq_len: " << d.seq_len << ", seed: 1234, threads: " << threads << "}\n"
-      << "schedule: " << cosine_block(d, 0) << "\n"
+      << "schedule: " << cosine_block(d, "0") << "\n"
       << "data: {dataset: " << train_data.string() << ", order: seeded}\n"
       << "checkpoint: {at_steps: [" << steps_list.str() << "], keep_last: 1}\n";
   write_text_atomically(d.out / "pretrain.yaml", pre.str());
@@ -269,9 +272,10 @@ DemoResult run_demo(const Config& config, const fs::path& program) {
 
   // 4. the fork
   const auto [base_step, reason] = choose_base(audit_path, at, d.pretrain_steps);
-  spdlog::info("demo 4/6: fork from step {} ({}) into cosine, SGDR and OLI x {} seeds",
-               base_step, reason, d.seeds.size());
-  const auto envelope = schedules::make_schedule(YAML::Load(cosine_block(d, base_step)), "cosine");
+  spdlog::info(
+      "demo 4/6: fork from step {} ({}) into cosine, SGDR, OLI and the matched-rate control "
+      "x {} seeds",
+      base_step, reason, d.seeds.size());
   std::ostringstream seeds;
   for (size_t i = 0; i < d.seeds.size(); ++i) seeds << (i ? ", " : "") << d.seeds[i];
   std::ostringstream fork;
@@ -279,22 +283,28 @@ DemoResult run_demo(const Config& config, const fs::path& program) {
        << "experiment:\n  name: fork\n  out: " << d.out.string() << "\n  base: "
        << (d.out / "pretrain/checkpoints" / ("step" + std::to_string(base_step))).string()
        << "\n  base_step: " << base_step << "\n  seeds: [" << seeds.str() << "]\n"
-       << "  parallel: " << d.parallel << "\n  threads_per_run: " << threads
-       << "\n  arms:\n"
-       << "    - {name: cosine, schedule: " << cosine_block(d, base_step) << "}\n"
-       << "    - {name: sgdr, schedule: {name: sgdr, max_lr: "
-       << std::max(envelope->lr(0), d.max_lr / 2)
-       << ", min_lr: " << d.max_lr / 10 << ", t0: " << std::max<int64_t>(1, d.fork_steps / 8)
-       << ", t_mult: 2}}\n"
-       << "    - {name: oli, schedule: {name: oli, envelope: " << cosine_block(d, base_step)
-       << ", period: " << std::max<int64_t>(2, d.fork_steps / 4) << "}}\n"
+       << "  parallel: " << d.parallel << "\n  threads_per_run: "
+       << threads
+       // The miniature trains ~100 epochs over its corpus: every window has been seen, so
+       // the fork samples the whole corpus (Pythia's forks read unseen items instead).
+       << "\n  data_start_item: 0"
+       << "\n  continuation: " << cosine_block(d) << "\n  arms:\n"
+       << "    - {name: cosine, schedule: &continuation " << cosine_block(d)
+       << "}\n"
+       // SGDR restarts at the continuation's rate at the fork, as in the paper's setup.
+       << "    - {name: sgdr, schedule: {name: sgdr, max_lr: $continuation_lr, min_lr: "
+       << d.max_lr / 10 << ", t0: " << std::max<int64_t>(1, d.fork_steps / 8) << ", t_mult: 2}}\n"
+       << "    - {name: oli, schedule: &oli {name: oli, envelope: *continuation, period: "
+       << std::max<int64_t>(2, d.fork_steps / 4) << "}}\n"
+       << "    - {name: cosine_matched, schedule: {name: matched_mean, schedule: *continuation, "
+          "match: *oli}}\n"
        << "train: {steps: " << d.fork_steps << ", global_batch: " << d.fork_batch
        << ", seq_len: " << d.seq_len << "}\n"
        << "data: {dataset: " << train_data.string() << ", order: seeded}\n"
        << "checkpoint: {keep_last: 1}\n"
-       << "probe: {enabled: true, every: " << d.probe_every << ", eval: {dataset: "
-       << val_data.string() << ", sequences: " << d.eval_sequences << ", seq_len: " << d.seq_len
-       << "}}\n";
+       << "probe: {enabled: true, every: " << d.probe_every
+       << ", eval: {dataset: " << val_data.string() << ", sequences: " << d.eval_sequences
+       << ", seq_len: " << d.seq_len << "}}\n";
   write_text_atomically(d.out / "fork.yaml", fork.str());
   run_stage(program, {"experiment", "--config", (d.out / "fork.yaml").string()},
             "the fork experiment");
@@ -305,10 +315,12 @@ DemoResult run_demo(const Config& config, const fs::path& program) {
   report.audit = audit_path;
   report.runs = {(d.out / "fork").string()};
   report.analyze.phase_filter["oli"] = parse_phase_filter({"settled"}, "demo");
+  report.caveat = scale_caveat(
+      model::GptNeoXConfig::load(d.out / "model/config.json").num_parameters(), "byte");
   const ReportFiles files = write_report(report, d.out / "report");
   std::ofstream note(files.markdown, std::ios::app);
-  note << "\n## The demo's fork base\n\nThe arms forked from step " << base_step << ", "
-       << reason << ". Whether the three phases of the Pythia-160m study appear at this "
+  note << "\n## The demo's fork base\n\nThe arms forked from step " << base_step << ", " << reason
+       << ". Whether the three phases of the Pythia-160m study appear at this "
        << "scale is a finding of this run, read off the audit section above.\n";
   return {files.markdown, "step " + std::to_string(base_step) + ": " + reason};
 }

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -16,6 +18,7 @@
 #include "core/errors.h"
 #include "core/progress.h"
 #include "core/run_file.h"
+#include "data/indexed_dataset.h"
 #include "experiments/probe_hook.h"
 #include "experiments/subprocess.h"
 #include "quant_probe/probe_config.h"
@@ -52,21 +55,36 @@ void declare_experiment_config(ConfigSchema& s) {
       .optional("experiment.seeds", FieldType::IntList, "[1, 2, 3]",
                 "Seeds: each fixes a run's data sample and order (same seed, same data in "
                 "every arm).")
+      .optional("experiment.continuation", FieldType::Block,
+                "{name: pythia_cosine, step_offset: $base_step}",
+                "The schedule the base was trained with, continued from the base: "
+                "$continuation_lr in an arm is its rate at the base step.")
       .optional("experiment.arms", FieldType::Block,
-                "[{name: cosine, schedule: {name: pythia_cosine, step_offset: 77000}}, "
-                "{name: sgdr, schedule: {name: sgdr, max_lr: 2.7321e-4, min_lr: 6.0e-5, t0: 200, "
-                "t_mult: 2}}, {name: oli, schedule: {name: oli, envelope: {name: pythia_cosine, "
-                "step_offset: 77000}}}]",
+                "[{name: cosine, schedule: {name: pythia_cosine, step_offset: $base_step}}, "
+                "{name: sgdr, schedule: {name: sgdr, max_lr: $continuation_lr, min_lr: 6.0e-5, "
+                "t0: 200, t_mult: 2}}, {name: oli, schedule: {name: oli, envelope: {name: "
+                "pythia_cosine, step_offset: $base_step}}}, {name: cosine_matched, schedule: "
+                "{name: matched_mean, schedule: {name: pythia_cosine, step_offset: $base_step}, "
+                "match: {name: oli, envelope: {name: pythia_cosine, step_offset: $base_step}}}}]",
                 "The arms: a list of {name, schedule: {...}, set: {dotted.key: value}}; `set` "
-                "overrides any training key for that arm only.")
+                "overrides any training key for that arm only. In a schedule, $base_step is "
+                "the base's global step and $continuation_lr the continuation's rate there, "
+                "so one config serves any base (audit:pre_divergence included); a "
+                "pythia_cosine whose step_offset pins another step than the base is refused.")
+      .optional("experiment.base_items_per_step", FieldType::Int, "1024",
+                "Dataset items the base was trained on per step (Pythia: 1024 sequences of "
+                "2049 tokens), so that the fork reads from item base_step x this on: data the "
+                "base has not seen.")
+      .optional("experiment.data_start_item", FieldType::Int, "-1",
+                "First dataset item the fork reads (data.start_item of every run); -1: "
+                "base_step x experiment.base_items_per_step.")
       .optional("experiment.parallel", FieldType::Int, "1",
                 "Runs at once on this machine (each a process; the cores are split).")
       .optional("experiment.threads_per_run", FieldType::Int, "0",
                 "CPU threads per run; 0: the machine's cores / experiment.parallel.");
 }
 
-std::vector<Arm> read_arms(const Config& cfg, const std::string& key) {
-  const YAML::Node arms = cfg.node(key);
+std::vector<Arm> read_arms(const Config& cfg, const std::string& key, const YAML::Node& arms) {
   if (!arms.IsSequence() || arms.size() == 0) {
     throw ConfigError("config " + cfg.where(key) +
                       ": expected a non-empty list of {name, schedule, set}");
@@ -87,13 +105,22 @@ std::vector<Arm> read_arms(const Config& cfg, const std::string& key) {
     }
     Arm arm;
     arm.name = arms[i]["name"].Scalar();
+    // The name becomes a folder under experiment.out: one plain path component.
+    static const std::regex plain("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+    if (!std::regex_match(arm.name, plain)) {
+      throw ConfigError("config " + cfg.where(k + ".name") + ": arm name '" + arm.name +
+                        "' must be 1-64 letters, digits, '.', '_' or '-', not starting with "
+                        "'.', '_' or '-' (it names the arm's folder)");
+    }
     for (const auto& a : out) {
       if (a.name == arm.name) {
         throw ConfigError("config " + cfg.where(k + ".name") + ": arm '" + arm.name +
                           "' appears twice");
       }
     }
-    arm.schedule = schedules::make_schedule(cfg, k + ".schedule");
+    arm.schedule =
+        schedules::make_schedule(arms[i]["schedule"], k + ".schedule",
+                                 [&cfg](const std::string& key) { return cfg.where(key); });
     arm.schedule_block = YAML::Clone(arms[i]["schedule"]);
     arm.overrides = arms[i]["set"] ? YAML::Clone(arms[i]["set"]) : YAML::Node(YAML::NodeType::Map);
     if (!arm.overrides.IsMap()) {
@@ -124,6 +151,47 @@ void set_dotted(YAML::Node root, const std::string& key, const YAML::Node& value
     node.reset(node[path[i]]);
   }
   node[path.back()] = value;
+}
+
+constexpr const char* kBaseStep = "$base_step";
+constexpr const char* kContinuationLr = "$continuation_lr";
+
+// Binds a schedule tree to the base actually used: $base_step and $continuation_lr become
+// numbers, and a pythia_cosine whose step_offset is another number than the base step is
+// refused (method.md: everything that depends on the base follows it).
+void bind_to_base(YAML::Node node, const std::string& key, const Config& cfg,
+                  const ExperimentPlan& plan, std::optional<double> continuation_lr) {
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      bind_to_base(node[i], key + "." + std::to_string(i), cfg, plan, continuation_lr);
+    }
+    return;
+  }
+  if (!node.IsMap()) return;
+  const YAML::Node offset = node["step_offset"];
+  if (node["name"] && node["name"].Scalar() == "pythia_cosine" && offset && offset.IsScalar() &&
+      offset.Scalar() != kBaseStep && offset.Scalar() != std::to_string(plan.base_step)) {
+    throw ConfigError("config " + cfg.where(key + ".step_offset") + ": step_offset " +
+                      offset.Scalar() + " pins this cosine to step " + offset.Scalar() +
+                      ", but the fork's base is step " + std::to_string(plan.base_step) + " (" +
+                      plan.base_reason + "); write step_offset: $base_step");
+  }
+  for (auto kv : node) {
+    const std::string child = key + "." + kv.first.Scalar();
+    YAML::Node value = kv.second;
+    if (value.IsScalar() && value.Scalar() == kBaseStep) {
+      node[kv.first.Scalar()] = plan.base_step;
+    } else if (value.IsScalar() && value.Scalar() == kContinuationLr) {
+      if (!continuation_lr) {
+        throw ConfigError("config " + cfg.where(child) +
+                          ": $continuation_lr is the "
+                          "continuation's rate; it cannot be used inside the continuation");
+      }
+      node[kv.first.Scalar()] = *continuation_lr;
+    } else {
+      bind_to_base(value, child, cfg, plan, continuation_lr);
+    }
+  }
 }
 
 void resolve_base(const Config& cfg, ExperimentPlan& plan) {
@@ -176,7 +244,39 @@ ExperimentPlan plan_experiment(const Config& cfg) {
   if (!fs::is_directory(plan.base)) {
     throw Error("the experiment's base checkpoint '" + plan.base.string() + "' does not exist");
   }
-  plan.arms = read_arms(cfg, "experiment.arms");
+  YAML::Node continuation = cfg.node("experiment.continuation");
+  bind_to_base(continuation, "experiment.continuation", cfg, plan, std::nullopt);
+  plan.continuation_lr =
+      schedules::make_schedule(continuation, "experiment.continuation",
+                               [&cfg](const std::string& k) { return cfg.where(k); })
+          ->lr(0);
+  YAML::Node arms = cfg.node("experiment.arms");
+  bind_to_base(arms, "experiment.arms", cfg, plan, plan.continuation_lr);
+  plan.arms = read_arms(cfg, "experiment.arms", arms);
+  const int64_t data_start = cfg.get_int("experiment.data_start_item");
+  if (data_start < -1) {
+    throw ConfigError("config " + cfg.where("experiment.data_start_item") +
+                      ": an item index, or -1 for base_step x experiment.base_items_per_step");
+  }
+  if (cfg.get_int("data.start_item") != 0) {
+    throw ConfigError("config " + cfg.where("data.start_item") +
+                      ": a fork sets every run's data.start_item itself; set "
+                      "experiment.data_start_item instead");
+  }
+  plan.data_start_item =
+      data_start >= 0 ? data_start : plan.base_step * cfg.get_int("experiment.base_items_per_step");
+  const fs::path dataset = cfg.get_path("data.dataset");
+  const int64_t items = data::IndexedDataset::open(dataset).num_items();
+  if (plan.data_start_item >= items) {
+    throw ConfigError("the fork would read from item " + std::to_string(plan.data_start_item) +
+                      " of " + dataset.string() + ", which holds " + std::to_string(items) +
+                      " items" +
+                      (data_start >= 0 ? " (" + cfg.where("experiment.data_start_item") + ")"
+                                       : " (base step " + std::to_string(plan.base_step) + " x " +
+                                             cfg.where("experiment.base_items_per_step") +
+                                             ": the items the base has not seen)") +
+                      "; for a base trained on other data, set experiment.data_start_item");
+  }
   plan.seeds = cfg.get_int_list("experiment.seeds");
   if (plan.seeds.empty()) throw ConfigError("config " + cfg.where("experiment.seeds") + ": empty");
   plan.parallel = static_cast<int>(std::max<int64_t>(1, cfg.get_int("experiment.parallel")));
@@ -193,11 +293,16 @@ ExperimentPlan plan_experiment(const Config& cfg) {
   for (const auto& p : plan.probe_plan) plan_steps.push_back(p.step);
 
   // Every run's config: the experiment's resolved config without its own section, the
-  // arm's schedule and overrides, the seed, the base, and the shared plan.
+  // arm's schedule and overrides, the seed, the base, and the shared plan. Each is
+  // resolved against the run's schema here, before any run starts or any folder is
+  // made, so a bad key under an arm's `set` is a configuration error naming it.
   YAML::Node common = YAML::Load(cfg.dump());
   common.remove("experiment");
-  fs::create_directories(plan.out);
-  for (const auto& arm : plan.arms) {
+  ConfigSchema run_schema;
+  declare_run_config(run_schema);
+  std::vector<std::pair<RunSpec, std::string>> planned;
+  for (size_t a = 0; a < plan.arms.size(); ++a) {
+    const Arm& arm = plan.arms[a];
     for (const int64_t seed : plan.seeds) {
       RunSpec run;
       run.arm = arm.name;
@@ -211,6 +316,7 @@ ExperimentPlan plan_experiment(const Config& cfg) {
       set_dotted(c, "train.threads", YAML::Node(plan.threads_per_run));
       set_dotted(c, "model.init", YAML::Node(plan.base.string()));
       set_dotted(c, "model.base_step", YAML::Node(plan.base_step));
+      set_dotted(c, "data.start_item", YAML::Node(plan.data_start_item));
       set_dotted(c, "model.preset", YAML::Node(""));
       set_dotted(c, "model.config", YAML::Node(YAML::NodeType::Null));
       c["schedule"] = YAML::Clone(arm.schedule_block);
@@ -219,17 +325,30 @@ ExperimentPlan plan_experiment(const Config& cfg) {
       set_dotted(c, "probe.at_steps", at_steps);
       set_dotted(c, "probe.every", YAML::Node(0));
       set_dotted(c, "probe.at_phase_boundaries", YAML::Node(false));
-      for (const auto& kv : arm.overrides) set_dotted(c, kv.first.Scalar(), kv.second);
-      fs::create_directories(run.dir);
-      run.config_path = run.dir / "run_config.yaml";
+      YAML::Node overrides(YAML::NodeType::Map);
+      for (const auto& kv : arm.overrides) set_dotted(overrides, kv.first.Scalar(), kv.second);
+      ConfigLoader loader(run_schema);
       YAML::Emitter e;
       e << c;
-      write_text_atomically(run.config_path, "# written by quantfork experiment: arm " + arm.name +
-                                                 ", seed " + std::to_string(seed) + "\n" +
-                                                 e.c_str() + "\n");
-      run.finished = run_finished(run.dir, steps);
-      plan.runs.push_back(run);
+      loader.add_text(e.c_str(), "the experiment's config");
+      const std::string set_key = "experiment.arms." + std::to_string(a) + ".set";
+      YAML::Emitter o;
+      o << overrides;
+      loader.add_text(o.c_str(),
+                      "arm '" + arm.name + "' " + set_key + " (" + cfg.origin(set_key).str() + ")",
+                      cfg.origin(set_key).base_dir);
+      planned.emplace_back(run, loader.resolve().dump());
     }
+  }
+  fs::create_directories(plan.out);
+  for (auto& [run, config_yaml] : planned) {
+    fs::create_directories(run.dir);
+    run.config_path = run.dir / "run_config.yaml";
+    write_text_atomically(run.config_path, "# written by quantfork experiment: arm " + run.arm +
+                                               ", seed " + std::to_string(run.seed) + "\n" +
+                                               config_yaml);
+    run.finished = run_finished(run.dir, steps);
+    plan.runs.push_back(run);
   }
   std::ostringstream plan_csv;
   plan_csv << "step,reasons\n";
@@ -241,7 +360,6 @@ ExperimentPlan plan_experiment(const Config& cfg) {
   write_text_atomically(plan.out / "probe_plan.csv", plan_csv.str());
   return plan;
 }
-
 
 void run_experiment(const ExperimentPlan& plan, const fs::path& program) {
   std::vector<const RunSpec*> todo;
@@ -264,8 +382,8 @@ void run_experiment(const ExperimentPlan& plan, const fs::path& program) {
   while (next < todo.size() || !running.empty()) {
     while (next < todo.size() && static_cast<int>(running.size()) < plan.parallel) {
       const RunSpec& r = *todo[next];
-      running[spawn(program, {"train", "--config", r.config_path.string()},
-                    r.dir / "stdout.txt")] = &r;
+      running[spawn(program, {"train", "--config", r.config_path.string()}, r.dir / "stdout.txt")] =
+          &r;
       ++next;
     }
     int status = 0;

@@ -47,6 +47,8 @@ struct ExperimentPlan {
   std::filesystem::path base;
   int64_t base_step = 0;
   std::string base_reason;  // how the base was chosen (for logs and the report)
+  double continuation_lr = 0;  // experiment.continuation's rate at the base step
+  int64_t data_start_item = 0;  // every run's data.start_item
   std::vector<Arm> arms;
   std::vector<int64_t> seeds;
   std::vector<schedules::ProbePoint> probe_plan;
@@ -55,7 +57,9 @@ struct ExperimentPlan {
   int threads_per_run = 0;
 };
 
-std::vector<Arm> read_arms(const Config& config, const std::string& key);
+// The arms listed at `key`, from `arms` (that list with the base bound in: $base_step and
+// $continuation_lr replaced).
+std::vector<Arm> read_arms(const Config& config, const std::string& key, const YAML::Node& arms);
 
 // Resolves the base (a checkpoint, or audit:pre_divergence), computes the shared probe
 // plan, and writes every run's config under OUT/<experiment>/<arm>/seed<k>/.

@@ -21,8 +21,10 @@ void declare_probe_hook_config(ConfigSchema& s) {
                 "Probe after the updates whose index is a multiple of N (counted from the "
                 "run's update 0, so the plans of all arms line up); 0: off.")
       .optional("probe.at_phase_boundaries", FieldType::Bool, "true",
-                "Probe after the first update of every schedule phase and at the schedule's "
-                "settled points (OLI: the last update of each cool phase).")
+                "Probe after the first update of every schedule phase, at the schedule's "
+                "settled points (OLI: the last update of each cool phase) and at its "
+                "perturbation extremes (OLI's bump peaks, SGDR's last update before each "
+                "restart).")
       .optional("probe.at_steps", FieldType::IntList, "[]",
                 "Further update indices to probe after (a fork experiment's shared plan).");
 }
@@ -31,15 +33,14 @@ std::vector<int64_t> probe_steps(const Config& c, const schedules::LrSchedule& s
                                  int64_t steps) {
   if (!c.get_bool("probe.enabled") || steps <= 0) return {};
   std::set<int64_t> out;
-  if (c.get_bool("probe.at_phase_boundaries")) {
-    for (int64_t s : schedule.boundaries(0, steps)) out.insert(s);
-    for (int64_t s : schedule.settled_steps(0, steps)) out.insert(s);
-  }
   const int64_t every = c.get_int("probe.every");
   if (every < 0) throw ConfigError("config " + c.where("probe.every") + ": must be at least 0");
-  if (every > 0) {
-    for (int64_t s = 0; s < steps; s += every) out.insert(s);
+  // The experiment's plan with this run's schedule as its one arm (a non-owning pointer).
+  std::vector<schedules::NamedSchedule> arms;
+  if (c.get_bool("probe.at_phase_boundaries")) {
+    arms.push_back({"run", schedules::SchedulePtr(schedules::SchedulePtr(), &schedule)});
   }
+  for (const auto& p : schedules::probe_plan(arms, 0, steps, every)) out.insert(p.step);
   for (int64_t s : c.get_int_list("probe.at_steps")) {
     if (s < 0 || s >= steps) {
       throw ConfigError("config " + c.where("probe.at_steps") + ": step " + std::to_string(s) +

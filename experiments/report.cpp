@@ -51,10 +51,6 @@ std::string vertical_marker(double x, const std::string& label, const std::strin
 
 }  // namespace detail
 
-std::string statistics_section(const Analysis& analysis) {
-  return "## Statistics\n\n" + markdown_table(analysis);
-}
-
 ReportFiles write_report(const ReportOptions& o, const fs::path& out_dir) {
   if (!o.audit && o.runs.empty() && !o.analysis) {
     throw UsageError("nothing to report: give an audit file, run files or an analysis.json");
@@ -82,11 +78,12 @@ ReportFiles write_report(const ReportOptions& o, const fs::path& out_dir) {
       analysis = analyze(runs, o.analyze);
       analysis->warnings.insert(analysis->warnings.begin(), warnings.begin(), warnings.end());
       for (const auto& w : analysis->warnings) spdlog::warn("analyze: {}", w);
+      for (const auto& n : analysis->notes) spdlog::info("analyze: {}", n);
       files.analysis = out_dir / "analysis.json";
       write_text_file(*files.analysis, analysis_to_json(*analysis).dump(2) + "\n");
     }
   }
-  if (analysis) md += statistics_section(*analysis);
+  if (analysis) md += statistics_section(*analysis, o.caveat);
   write_text_file(files.markdown, md);
   return files;
 }

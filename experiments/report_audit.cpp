@@ -73,34 +73,45 @@ std::string gap_figure(const std::vector<AuditRow>& rows, const std::vector<Phas
                       figures);
 }
 
-std::string kurtosis_figure(const std::vector<AuditRow>& rows, const fs::path& out_dir,
+std::string correlation_text(const Correlation& c) {
+  if (c.n < 3) return "too few checkpoints for a correlation (n = " + std::to_string(c.n) + ")";
+  return "r = " + format_stat(c.r, 3) + " (n = " + std::to_string(c.n) + " checkpoints)";
+}
+
+std::string kurtosis_figure(const std::vector<AuditRow>& rows,
+                            const std::optional<AuditLandmarks>& marks, const fs::path& out_dir,
                             std::vector<fs::path>& figures) {
-  std::vector<double> k, g;
   std::vector<std::vector<double>> data;
   for (const auto& r : rows) {
-    if (!std::isfinite(r.kurtosis_mean) || !std::isfinite(r.gap_int4_pct)) continue;
-    k.push_back(r.kurtosis_mean);
-    g.push_back(r.gap_int4_pct);
-    data.push_back({r.kurtosis_mean, r.gap_int4_pct, double(r.step)});
+    if (std::isfinite(r.kurtosis_mean) && std::isfinite(r.gap_int4_pct)) {
+      data.push_back({r.kurtosis_mean, r.gap_int4_pct, double(r.step)});
+    }
   }
   if (data.empty()) return "No checkpoint has both a mean kurtosis and an INT4 gap to plot.\n\n";
-  const double r = pearson_r(k, g);
+  const auto onset = marks ? marks->divergence_onset_step : std::nullopt;
+  const KurtosisGapCorrelation k = kurtosis_gap_correlation(rows, onset);
   ScratchDir scratch("quantfork-report");
   detail::write_data(scratch / "kurtosis.dat", data);
+  const std::string within =
+      k.divergence ? ", within divergence " + format_stat(k.divergence->r, 3) : "";
   const std::string s =
       "set title " +
       gnuplot_quote(
           "mean excess kurtosis of the quantized weights against the "
           "INT4 gap (Pearson r = " +
-          format_stat(r, 3) + ")") +
+          format_stat(k.all.r, 3) + within + ")") +
       "\nset xlabel 'mean excess kurtosis'\nset ylabel 'INT4 gap (%)'\n"
       "set cblabel 'step'\nset palette defined (0 '#2c7bb6', 1 '#ffffbf', 2 '#d7191c')\n"
       "plot " +
       gnuplot_quote((scratch / "kurtosis.dat").string()) +
       " using 1:2:3 with points pt 7 ps 1 lc palette notitle\n";
   return detail::draw(s, out_dir, "audit_kurtosis.png", "mean kurtosis against INT4 gap", figures) +
-         "Pearson r between mean weight kurtosis and INT4 gap over " + std::to_string(k.size()) +
-         " checkpoints: " + format_stat(r, 3) + ".\n\n";
+         "Pearson r between mean weight kurtosis and INT4 gap: over the whole trajectory " +
+         correlation_text(k.all) + "; within the divergence phase" +
+         (k.divergence
+              ? " (steps >= " + std::to_string(*onset) + ") " + correlation_text(*k.divergence)
+              : std::string(", no divergence phase: not computed")) +
+         ". The paper's r = -0.26 is within its divergence phase.\n\n";
 }
 
 // The landmarks in sentences; plain about what was not found.
@@ -113,8 +124,10 @@ std::string landmarks_text(AuditFile& file, const std::optional<AuditLandmarks>&
   }
   std::string md;
   if (marks->fp32_convergence_step) {
-    md += "- FP32 convergence (minimum of the moving median of FP32 perplexity): step " +
-          std::to_string(*marks->fp32_convergence_step);
+    md +=
+        "- FP32 convergence (the first checkpoint whose moving median of FP32 perplexity is "
+        "within audit.phases.converged_within_pct of its minimum): step " +
+        std::to_string(*marks->fp32_convergence_step);
     if (file.file().int_attribute("converged_inside").value_or(1) == 0) {
       md += ", the last checkpoint: FP32 perplexity has not converged inside this trajectory";
     }
@@ -150,6 +163,24 @@ std::string landmarks_text(AuditFile& file, const std::optional<AuditLandmarks>&
 }
 
 }  // namespace
+
+KurtosisGapCorrelation kurtosis_gap_correlation(const std::vector<AuditRow>& rows,
+                                                std::optional<std::int64_t> divergence_onset) {
+  std::vector<double> k, g, k_div, g_div;
+  for (const auto& r : rows) {
+    if (!std::isfinite(r.kurtosis_mean) || !std::isfinite(r.gap_int4_pct)) continue;
+    k.push_back(r.kurtosis_mean);
+    g.push_back(r.gap_int4_pct);
+    if (divergence_onset && r.step >= *divergence_onset) {
+      k_div.push_back(r.kurtosis_mean);
+      g_div.push_back(r.gap_int4_pct);
+    }
+  }
+  KurtosisGapCorrelation out;
+  out.all = {k.size(), pearson_r(k, g)};
+  if (divergence_onset) out.divergence = Correlation{k_div.size(), pearson_r(k_div, g_div)};
+  return out;
+}
 
 std::string audit_section(const fs::path& audit, const fs::path& out_dir,
                           std::vector<fs::path>& figures) {
@@ -189,7 +220,7 @@ std::string audit_section(const fs::path& audit, const fs::path& out_dir,
     }
     md += "\n";
   }
-  return md + kurtosis_figure(rows, out_dir, figures);
+  return md + kurtosis_figure(rows, marks, out_dir, figures);
 }
 
 }  // namespace qf::experiments

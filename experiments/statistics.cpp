@@ -3,6 +3,7 @@
 #include <boost/math/distributions/students_t.hpp>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <string>
 
 #include "core/errors.h"
@@ -69,6 +70,13 @@ void require_nonempty(const std::vector<double>& x, const char* test, const char
   if (x.empty()) throw Error(std::string(test) + ": the " + which + " sample is empty");
 }
 
+void require_equal_lengths(std::size_t arm, std::size_t other, const char* which) {
+  if (arm != other) {
+    throw Error("the paired t-test needs samples of equal length (arm " + std::to_string(arm) +
+                ", " + which + " " + std::to_string(other) + ")");
+  }
+}
+
 TwoSampleTTest two_sample(const std::vector<double>& arm, const std::vector<double>& baseline,
                           bool pooled) {
   const char* name = pooled ? "Student's t-test" : "Welch's t-test";
@@ -118,12 +126,14 @@ double student_t_quantile(double p, double df) {
 
 PairedTTest paired_t_test(const std::vector<double>& arm, const std::vector<double>& baseline) {
   require_nonempty(arm, "the paired t-test", "arm");
-  if (arm.size() != baseline.size()) {
-    throw Error("the paired t-test needs samples of equal length (arm " +
-                std::to_string(arm.size()) + ", baseline " + std::to_string(baseline.size()) + ")");
-  }
+  require_equal_lengths(arm.size(), baseline.size(), "baseline");
   std::vector<double> d(arm.size());
   for (std::size_t i = 0; i < d.size(); ++i) d[i] = arm[i] - baseline[i];
+  return paired_t_test_of_differences(d);
+}
+
+PairedTTest paired_t_test_of_differences(const std::vector<double>& d) {
+  require_nonempty(d, "the paired t-test", "difference");
   PairedTTest r;
   r.n = d.size();
   r.df = static_cast<double>(r.n) - 1;
@@ -138,6 +148,25 @@ PairedTTest paired_t_test(const std::vector<double>& arm, const std::vector<doub
   r.ci95 = {r.mean_diff - half_width, r.mean_diff + half_width};
   r.cohens_dz = ratio(r.mean_diff, r.sd_diff);
   return r;
+}
+
+PairedTTest clustered_paired_t_test(const std::vector<double>& arm,
+                                    const std::vector<double>& baseline,
+                                    const std::vector<std::int64_t>& cluster,
+                                    std::vector<ClusterMean>* means) {
+  require_nonempty(arm, "the clustered paired t-test", "arm");
+  require_equal_lengths(arm.size(), baseline.size(), "baseline");
+  require_equal_lengths(arm.size(), cluster.size(), "cluster");
+  std::map<std::int64_t, std::vector<double>> by_cluster;
+  for (std::size_t i = 0; i < arm.size(); ++i)
+    by_cluster[cluster[i]].push_back(arm[i] - baseline[i]);
+  std::vector<double> cluster_means;
+  if (means) means->clear();
+  for (const auto& [c, d] : by_cluster) {
+    cluster_means.push_back(mean_of(d));
+    if (means) means->push_back({c, d.size(), cluster_means.back()});
+  }
+  return paired_t_test_of_differences(cluster_means);
 }
 
 TwoSampleTTest welch_t_test(const std::vector<double>& arm, const std::vector<double>& baseline) {

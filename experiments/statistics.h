@@ -14,8 +14,11 @@
 // - a sample of one (two-sample): NaN variance, so t and p are NaN (Welch df 1, as
 //   scipy substitutes).
 // Empty samples and paired samples of different lengths are errors (qf::Error).
+// The clustered paired test is the paired test over cluster means, degenerate cases
+// included (one cluster: n = 1, df 0, NaN).
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 namespace qf::experiments {
@@ -50,6 +53,23 @@ struct PairwiseWins {
 
 // scipy.stats.ttest_rel(arm, baseline) plus the descriptive figures above.
 PairedTTest paired_t_test(const std::vector<double>& arm, const std::vector<double>& baseline);
+// The same test on differences already taken (scipy.stats.ttest_1samp(d, 0)).
+PairedTTest paired_t_test_of_differences(const std::vector<double>& d);
+
+// The paired test over clusters rather than pairs (method.md's run-level test): the
+// differences arm_i − baseline_i are averaged within each cluster (a seed: probes of one
+// run are correlated, not independent), then tested as paired_t_test_of_differences over
+// the cluster means, so n counts clusters and df = clusters − 1. Also returns the
+// clusters (ascending) with their number of pairs and mean difference.
+struct ClusterMean {
+  std::int64_t cluster = 0;
+  std::size_t pairs = 0;
+  double mean_diff = 0;
+};
+PairedTTest clustered_paired_t_test(const std::vector<double>& arm,
+                                    const std::vector<double>& baseline,
+                                    const std::vector<std::int64_t>& cluster,
+                                    std::vector<ClusterMean>* means = nullptr);
 // scipy.stats.ttest_ind(arm, baseline, equal_var=False).
 TwoSampleTTest welch_t_test(const std::vector<double>& arm, const std::vector<double>& baseline);
 // scipy.stats.ttest_ind(arm, baseline, equal_var=True).

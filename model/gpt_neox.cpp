@@ -139,7 +139,8 @@ at::Device GptNeoXForCausalLMImpl::device() const {
   return embed_out->weight.device();
 }
 
-at::Tensor GptNeoXForCausalLMImpl::checked_ids(const at::Tensor& ids) const {
+at::Tensor GptNeoXForCausalLMImpl::checked_ids(const at::Tensor& ids,
+                                               std::int64_t extra_tokens) const {
   if (ids.dim() != 2 || ids.size(1) == 0) {
     throw Error("token ids must be a non-empty [batch, sequence] tensor, found shape " +
                 sizes_text(ids.sizes()));
@@ -148,8 +149,11 @@ at::Tensor GptNeoXForCausalLMImpl::checked_ids(const at::Tensor& ids) const {
     throw Error(std::string("token ids must be integers, found ") +
                 c10::toString(ids.scalar_type()));
   }
-  if (ids.size(1) > config_.max_position_embeddings) {
+  if (ids.size(1) > config_.max_position_embeddings + extra_tokens) {
     throw Error("sequence length " + std::to_string(ids.size(1)) +
+                (extra_tokens
+                     ? " (" + std::to_string(ids.size(1) - extra_tokens) + " read by the model)"
+                     : std::string()) +
                 " exceeds this model's max_position_embeddings (" +
                 std::to_string(config_.max_position_embeddings) + ")");
   }
@@ -165,11 +169,15 @@ at::Tensor GptNeoXForCausalLMImpl::checked_ids(const at::Tensor& ids) const {
 }
 
 at::Tensor GptNeoXForCausalLMImpl::hidden_states(const at::Tensor& ids) {
+  return checked_hidden_states(checked_ids(ids));
+}
+
+at::Tensor GptNeoXForCausalLMImpl::checked_hidden_states(const at::Tensor& checked) {
   if (device().is_cpu() && dtype() == at::kHalf && !torch_compat::kCpuHalfCompute) {
     throw Error("this libtorch (" TORCH_VERSION
                 ") has no float16 kernels on the CPU; load the model as float32 or bfloat16");
   }
-  return gpt_neox(checked_ids(ids));
+  return gpt_neox(checked);
 }
 
 at::Tensor GptNeoXForCausalLMImpl::forward(const at::Tensor& ids) {
@@ -179,11 +187,13 @@ at::Tensor GptNeoXForCausalLMImpl::forward(const at::Tensor& ids) {
 at::Tensor GptNeoXForCausalLMImpl::loss(const at::Tensor& ids) {
   if (ids.dim() == 2 && ids.size(1) < 2)
     throw Error("the loss needs sequences of at least 2 tokens");
-  const at::Tensor h = hidden_states(ids);
-  const std::int64_t b = h.size(0), t = h.size(1);
-  const at::Tensor inputs = h.narrow(1, 0, t - 1).reshape({b * (t - 1), h.size(2)});
-  const at::Tensor targets =
-      ids.to(h.device(), at::kLong).narrow(1, 1, t - 1).reshape({b * (t - 1)});
+  // The last token is only a target: the model reads T - 1 tokens, as gpt-neox reads
+  // 2048 of its 2049-token items, so T - 1 may be max_position_embeddings.
+  const at::Tensor all = checked_ids(ids, /*extra_tokens=*/1);
+  const std::int64_t b = all.size(0), t = all.size(1);
+  const at::Tensor h = checked_hidden_states(all.narrow(1, 0, t - 1));
+  const at::Tensor inputs = h.reshape({b * (t - 1), h.size(2)});
+  const at::Tensor targets = all.narrow(1, 1, t - 1).reshape({b * (t - 1)});
   return linear_cross_entropy(inputs, embed_out->weight, targets);
 }
 

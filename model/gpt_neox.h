@@ -92,7 +92,8 @@ class GptNeoXForCausalLMImpl : public torch::nn::Module {
   // Mean next-token cross-entropy (float32 scalar) of the logits at positions 0..T-2
   // against ids 1..T-1: the same value as next_token_loss(forward(ids), ids), computed
   // without materializing the logits (see linear_cross_entropy), which is how training
-  // should call it. Needs T >= 2.
+  // should call it. Needs T >= 2; the model runs on ids 0..T-2 only, so T may be
+  // max_position_embeddings + 1 (Pythia: 2049-token windows, 2048 positions).
   at::Tensor loss(const at::Tensor& ids);
 
   // Pythia's initialization from scratch (pythia.md): normal(0, sqrt(2 / (5 d))) for
@@ -111,7 +112,10 @@ class GptNeoXForCausalLMImpl : public torch::nn::Module {
   Params embed_out;
 
  private:
-  at::Tensor checked_ids(const at::Tensor& ids) const;
+  // `ids` on the model's device as int64, after checking shape, type and range; at most
+  // max_position_embeddings + extra_tokens per sequence.
+  at::Tensor checked_ids(const at::Tensor& ids, std::int64_t extra_tokens = 0) const;
+  at::Tensor checked_hidden_states(const at::Tensor& checked);
   GptNeoXConfig config_;
 };
 TORCH_MODULE(GptNeoXForCausalLM);

@@ -21,7 +21,6 @@ namespace qf::quant {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr const char* kFailed = "failed";
 constexpr const char* kTensorsTable = "tensors";
 
 // Probe keys that change only speed or placement, not the numbers a resumed audit adds.
@@ -42,21 +41,8 @@ void declare_audit_config(ConfigSchema& s) {
                 "wins over step_pattern.")
       .optional("audit.on_error", FieldType::String, "skip",
                 "A checkpoint that cannot be probed: skip (log it, write a row marked failed, "
-                "go on) or stop.")
-      .optional("audit.phases.min_step", FieldType::Int, "1000",
-                "Phases and the FP32 convergence step use the checkpoints from this step on.")
-      .optional("audit.phases.median_window", FieldType::Int, "5",
-                "Checkpoints in the centred moving median of ppl_fp32.")
-      .optional("audit.phases.gap_floor_pct", FieldType::Float, "0.1",
-                "The segmented fit uses log(max(gap_int4_pct, this)).")
-      .optional("audit.phases.min_segment_points", FieldType::Int, "3",
-                "Fewest checkpoints in each of the three segments (at least 3).")
-      .optional("audit.phases.confidence", FieldType::Float, "0.95",
-                "Confidence of the slope intervals that decide whether a slope is clearly "
-                "positive, before the Bonferroni correction for the search over onsets.")
-      .optional("audit.phases.converged_within_pct", FieldType::Float, "2.0",
-                "A divergence must start where the moving median of ppl_fp32 is within this "
-                "many percent of its minimum (FP32 has converged).");
+                "go on) or stop.");
+  declare_phase_config(s);
 }
 
 AuditOptions audit_options(const Config& cfg) {
@@ -77,13 +63,7 @@ AuditOptions audit_options(const Config& cfg) {
   }
   if (!cfg.is_null("audit.step_map")) o.step_map = cfg.get_path("audit.step_map");
   o.checkpoints = cfg.get_string_list("audit.checkpoints");
-  o.phases.min_step = cfg.get_int("audit.phases.min_step");
-  o.phases.median_window = cfg.get_int("audit.phases.median_window");
-  o.phases.gap_floor_pct = cfg.get_float("audit.phases.gap_floor_pct");
-  o.phases.min_segment_points = cfg.get_int("audit.phases.min_segment_points");
-  o.phases.confidence = cfg.get_float("audit.phases.confidence");
-  o.phases.converged_within_pct = cfg.get_float("audit.phases.converged_within_pct");
-  validate(o.phases);
+  o.phases = phase_options(cfg);
   return o;
 }
 
@@ -208,7 +188,7 @@ void check_same_probe(const AuditFile& file, const std::string& path, const Conf
 AuditRow failed_row(std::int64_t step) {
   AuditRow row;
   row.step = step;
-  row.phase = kFailed;
+  row.phase = kFailedProbePhase;
   row.phase_index = -1;
   row.loss_fp32 = row.ppl_fp32 = row.ppl_int4 = row.ppl_int8 = kNaN;
   row.gap_int4_pct = row.gap_int8_pct = row.kurtosis_mean = row.grid_residual_mean = kNaN;
@@ -248,7 +228,7 @@ AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at
           : hdf5::Table::create(file.file(), kTensorsTable, audit_tensors_schema());
   std::set<std::int64_t> done;
   for (const auto& row : file.read_audit()) {
-    if (row.phase == kFailed) {
+    if (row.phase == kFailedProbePhase) {
       done.erase(row.step);
     } else {
       done.insert(row.step);
@@ -299,76 +279,6 @@ AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at
   progress.finish();
   summary.phases = detect_and_write_phases(file, o.phases);
   return summary;
-}
-
-PhaseReport detect_and_write_phases(AuditFile& file, const PhaseOptions& options) {
-  std::map<std::int64_t, TrajectoryPoint> last_good;
-  for (const auto& row : file.read_audit()) {
-    if (row.phase == kFailed) continue;
-    last_good[row.step] = {row.step, row.ppl_fp32, row.gap_int4_pct};
-  }
-  std::vector<TrajectoryPoint> points;
-  for (const auto& [step, p] : last_good) points.push_back(p);
-  PhaseReport report = detect_phases(points, options);
-
-  // Every attribute is written every time, so a rerun never leaves a stale one behind.
-  std::vector<PhaseRow> rows;
-  hdf5::File& f = file.file();
-  const bool named = report.divergence_onset_step.has_value();
-  const char* names[3] = {"rapid_learning", "plateau", "divergence"};
-  for (int k = 0; k < 3; ++k) {
-    const std::string suffix = std::to_string(k + 1);
-    if (!report.fit) {
-      f.set_double_attribute("slope_low_" + suffix, kNaN);
-      f.set_double_attribute("slope_high_" + suffix, kNaN);
-      continue;
-    }
-    const SegmentFit& s = report.fit->segments[static_cast<std::size_t>(k)];
-    rows.push_back(
-        {named ? names[k] : "segment_" + suffix, s.start_step, s.end_step, s.slope.value});
-    f.set_double_attribute("slope_low_" + suffix, s.slope.low);
-    f.set_double_attribute("slope_high_" + suffix, s.slope.high);
-  }
-  f.set_int_attribute("breakpoint_1_step",
-                      report.fit ? report.fit->segments[1].start_step : AuditLandmarks::kNotFound);
-  f.set_int_attribute("breakpoint_2_step",
-                      report.fit ? report.fit->segments[2].start_step : AuditLandmarks::kNotFound);
-  file.write_phases(rows);
-  AuditLandmarks landmarks;
-  landmarks.fp32_convergence_step = report.fp32_convergence_step;
-  landmarks.divergence_onset_step = report.divergence_onset_step;
-  landmarks.pre_divergence_step = report.pre_divergence_step;
-  file.write_landmarks(landmarks);
-  std::string verdict;
-  for (const auto& s : report.findings) verdict += s + "\n";
-  f.set_string_attribute("phase_verdict", verdict);
-  f.set_int_attribute("converged_inside", report.converged_inside ? 1 : 0);
-  // A float: the lag may be negative, so NaN rather than −1 says there is none.
-  f.set_double_attribute("lag_steps",
-                         report.lag_steps ? static_cast<double>(*report.lag_steps) : kNaN);
-  f.flush();
-  return report;
-}
-
-std::string format_phases(const PhaseReport& r) {
-  std::string out;
-  for (const auto& s : r.findings) out += s + "\n";
-  if (r.fit) {
-    std::ostringstream text;
-    text.precision(4);
-    text << "segmented fit of log(max(gap_int4_pct, floor)) against step (intervals at "
-         << r.fit->confidence << ", Bonferroni over " << r.fit->candidates << " onsets):\n";
-    for (std::size_t k = 0; k < 3; ++k) {
-      const SegmentFit& s = r.fit->segments[k];
-      text << "  " << (k + 1) << ": steps " << s.start_step << "-" << s.end_step << " ("
-           << s.points() << " checkpoints), slope " << s.slope.value << "/step [" << s.slope.low
-           << ", " << s.slope.high << "]\n";
-    }
-    text << "  change of slope at step " << r.fit->segments[2].start_step << ": "
-         << r.fit->rise.value << "/step [" << r.fit->rise.low << ", " << r.fit->rise.high << "]\n";
-    out += text.str();
-  }
-  return out;
 }
 
 }  // namespace qf::quant

@@ -16,11 +16,8 @@
 //   stay).
 // - Besides /audit and /phases the file holds /tensors (probe_report.h) and root
 //   attributes: the landmarks (fp32_convergence_step, divergence_onset_step,
-//   pre_divergence_step; −1 when not found), phase_verdict (the findings, one per line),
-//   converged_inside (0/1), breakpoint_1_step / breakpoint_2_step (−1 without a fit),
-//   lag_steps (a float, NaN without a divergence) and slope_low_K / slope_high_K, the
-//   confidence interval of segment K's slope (NaN without a fit), at the corrected
-//   confidence of phases.h.
+//   pre_divergence_step; −1 when not found) and those of detect_and_write_phases
+//   (phases_io.h).
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -29,7 +26,7 @@
 
 #include "core/config.h"
 #include "core/run_file.h"
-#include "quant_probe/phases.h"
+#include "quant_probe/phases_io.h"
 #include "quant_probe/probe.h"
 
 namespace qf::quant {
@@ -72,12 +69,5 @@ struct AuditSummary {
 AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at::Tensor& windows,
                        const ProbeOptions& probe, const AuditOptions& options,
                        const std::filesystem::path& out, const Config& config);
-
-// The phases of the rows of an audit file (the last good row of each step), written back
-// into it: /phases, the landmarks and the attributes above.
-PhaseReport detect_and_write_phases(AuditFile& file, const PhaseOptions& options);
-
-// The findings and segments as text for the terminal.
-std::string format_phases(const PhaseReport& report);
 
 }  // namespace qf::quant

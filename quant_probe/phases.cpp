@@ -1,9 +1,7 @@
 #include "quant_probe/phases.h"
 
 #include <algorithm>
-#include <boost/math/distributions/students_t.hpp>
 #include <cmath>
-#include <limits>
 #include <map>
 #include <sstream>
 
@@ -13,76 +11,162 @@ namespace qf::quant {
 
 namespace {
 
-double t_quantile(double confidence, double dof) {
-  return boost::math::quantile(boost::math::students_t(dof), (1.0 + confidence) / 2.0);
-}
-
-std::string interval_text(const Estimate& e) {
+std::string number_text(double v) {
   std::ostringstream o;
   o.precision(3);
-  o << e.value << "/step (" << e.low << " .. " << e.high << ")";
+  o << v;
   return o.str();
 }
 
-// Least squares of a tall n x 4 system by Householder QR (the normal equations would
-// square the condition number of the hinge columns).
-struct LeastSquares {
-  double coef[4] = {0, 0, 0, 0};
-  double r_inverse[4][4] = {};  // R⁻¹, upper triangular: (XᵀX)⁻¹ = R⁻¹ R⁻ᵀ
-  double sse = 0;
-};
-
-LeastSquares solve(std::vector<std::array<double, 4>> a, std::vector<double> y) {
-  const std::size_t n = y.size();
-  for (std::size_t k = 0; k < 4; ++k) {
-    double norm = 0;
-    for (std::size_t i = k; i < n; ++i) norm += a[i][k] * a[i][k];
-    norm = std::sqrt(norm);
-    if (norm == 0) continue;
-    const double alpha = a[k][k] > 0 ? -norm : norm;
-    std::vector<double> v(n - k);
-    for (std::size_t i = k; i < n; ++i) v[i - k] = a[i][k];
-    v[0] -= alpha;
-    double vv = 0;
-    for (double e : v) vv += e * e;
-    if (vv == 0) continue;
-    for (std::size_t j = k; j < 4; ++j) {
-      double dot = 0;
-      for (std::size_t i = k; i < n; ++i) dot += v[i - k] * a[i][j];
-      for (std::size_t i = k; i < n; ++i) a[i][j] -= 2 * dot / vv * v[i - k];
-    }
-    double dot = 0;
-    for (std::size_t i = k; i < n; ++i) dot += v[i - k] * y[i];
-    for (std::size_t i = k; i < n; ++i) y[i] -= 2 * dot / vv * v[i - k];
-  }
-  LeastSquares out;
-  for (int k = 3; k >= 0; --k) {
-    double s = y[static_cast<std::size_t>(k)];
-    for (int j = k + 1; j < 4; ++j)
-      s -= a[static_cast<std::size_t>(k)][static_cast<std::size_t>(j)] * out.coef[j];
-    out.coef[k] = s / a[static_cast<std::size_t>(k)][static_cast<std::size_t>(k)];
-  }
-  for (std::size_t i = 4; i < n; ++i) out.sse += y[i] * y[i];
-  for (int j = 0; j < 4; ++j) {  // columns of R⁻¹ by back substitution of R z = e_j
-    for (int k = j; k >= 0; --k) {
-      double s = k == j ? 1.0 : 0.0;
-      for (int l = k + 1; l <= j; ++l)
-        s -= a[static_cast<std::size_t>(k)][static_cast<std::size_t>(l)] * out.r_inverse[l][j];
-      out.r_inverse[k][j] = s / a[static_cast<std::size_t>(k)][static_cast<std::size_t>(k)];
-    }
-  }
-  return out;
+std::string interval_text(const Estimate& e) {
+  return number_text(e.value) + "/step (" + number_text(e.low) + " .. " + number_text(e.high) + ")";
 }
 
-// vᵀ (XᵀX)⁻¹ v = ‖R⁻ᵀ v‖².
-double quadratic_form(const LeastSquares& ls, const std::array<double, 4>& v) {
-  double total = 0;
-  for (int j = 0; j < 4; ++j) {
-    double w = 0;  // (R⁻ᵀ v)_j = Σ_k R⁻¹[k][j] v_k
-    for (int k = 0; k <= j; ++k) w += ls.r_inverse[k][j] * v[static_cast<std::size_t>(k)];
-    total += w * w;
+std::string checkpoints_text(std::size_t n) {
+  return std::to_string(n) + (n == 1 ? " checkpoint" : " checkpoints");
+}
+
+std::string steps_text(const SegmentFit& s) {
+  return "steps " + std::to_string(s.start_step) + "-" + std::to_string(s.end_step);
+}
+
+// Where FP32 perplexity converges, as indices into the used points.
+struct Convergence {
+  std::size_t first_within = 0;        // the convergence checkpoint when converged inside
+  std::size_t minimum = 0;             // of the moving median, the first on ties
+  double within = 0;                   // the largest median that counts as converged
+  std::size_t still_falling_from = 0;  // where "still falling at the end" is measured from
+};
+
+Convergence locate_convergence(PhaseReport& r, const PhaseOptions& o) {
+  std::vector<double> ppl;
+  for (const auto& p : r.used) ppl.push_back(p.ppl_fp32);
+  r.smoothed_ppl = centred_moving_median(ppl, o.median_window);
+  const std::vector<double>& m = r.smoothed_ppl;
+  Convergence c;
+  c.minimum = static_cast<std::size_t>(std::min_element(m.begin(), m.end()) - m.begin());
+  // fabs: a table may hold nonsense perplexities (<= 0); the minimum still counts.
+  c.within = m[c.minimum] + std::fabs(m[c.minimum]) * o.converged_within_pct / 100.0;
+  while (c.first_within < c.minimum && m[c.first_within] > c.within) ++c.first_within;
+  const std::size_t last = m.size() - 1, window = static_cast<std::size_t>(o.median_window);
+  c.still_falling_from = last > window ? last - window : 0;
+  r.converged_inside = last > 0 && !(c.minimum == last && m[c.still_falling_from] > c.within);
+  r.fp32_convergence_step = r.used[r.converged_inside ? c.first_within : c.minimum].step;
+  return c;
+}
+
+// How many checkpoints the knot at used point `knot` is before the convergence checkpoint
+// (0 at or after it).
+std::size_t checkpoints_early(std::size_t knot, const Convergence& c) {
+  return knot < c.first_within ? c.first_within - knot : 0;
+}
+
+// A knot may be the onset when it is at most onset_slack checkpoints before convergence:
+// the fit puts the knot of a concave rise that early (phases.h).
+bool within_slack(std::size_t knot, const Convergence& c, const PhaseOptions& o) {
+  return checkpoints_early(knot, c) <= static_cast<std::size_t>(o.onset_slack);
+}
+
+std::string slack_text(const PhaseOptions& o) {
+  return "at most audit.phases.onset_slack = " +
+         checkpoints_text(static_cast<std::size_t>(o.onset_slack));
+}
+
+// Knot j (0-based) of the onset fit starts a rise: every segment from it on rises clearly
+// and the slope clearly steepens at it.
+bool starts_rise(const PhaseReport& r, std::size_t j) {
+  if (!r.steepens[j]) return false;
+  for (std::size_t s = j + 1; s < r.rising.size(); ++s) {
+    if (!r.rising[s]) return false;
   }
-  return total;
+  return true;
+}
+
+// Which fit the onset is read from, and why.
+std::string onset_fit_text(const PhaseReport& r) {
+  const std::string f = "F = " + number_text(r.second_knot.f);
+  if (r.onset_fit->knots() == 2) {
+    return "two-knot fit, which needs its second knot: " + f + " > " +
+           number_text(r.second_knot.threshold);
+  }
+  return "one-knot fit: the two-knot fit's second knot is not needed, " + f +
+         " <= " + number_text(r.second_knot.threshold);
+}
+
+// Why there is no divergence phase, as clauses of the verdict.
+std::vector<std::string> reasons_for_none(const PhaseReport& r, const Convergence& c,
+                                          const PhaseOptions& o) {
+  std::vector<std::string> why;
+  if (!r.converged_inside) {
+    why.push_back(
+        "FP32 perplexity has not converged inside the trajectory (its moving median is lowest "
+        "at the last checkpoint, step " +
+        std::to_string(r.used.back().step) + ", and still more than " +
+        number_text(o.converged_within_pct) + " % lower than " +
+        std::to_string(r.used.size() - 1 - c.still_falling_from) + " checkpoints before)");
+  }
+  if (!r.onset_fit) {
+    why.push_back("too few checkpoints from step " + std::to_string(o.min_step) +
+                  " to fit three segments (" + std::to_string(r.used.size()) + ", need " +
+                  std::to_string(3 * o.min_segment_points) + ")");
+    return why;
+  }
+  const auto& seg = r.onset_fit->segments;
+  if (!r.rising.back()) {
+    why.push_back("the log INT4 gap's slope in the last segment (" + steps_text(seg.back()) + ", " +
+                  interval_text(seg.back().slope) + "; " + onset_fit_text(r) +
+                  ") is not clearly positive");
+    return why;
+  }
+  if (!r.converged_inside) return why;
+  for (std::size_t j = 0; j < r.steepens.size(); ++j) {
+    if (!starts_rise(r, j)) continue;
+    // The first knot that starts a rise is the one detect_phases turned down for being
+    // too early; a later one would have been taken.
+    const std::size_t knot = seg[j + 1].first;
+    const double above = 100.0 * (r.smoothed_ppl[knot] / r.smoothed_ppl[c.minimum] - 1.0);
+    why.push_back("the gap turns up at step " + std::to_string(seg[j + 1].start_step) + " (" +
+                  onset_fit_text(r) + "), " + checkpoints_text(checkpoints_early(knot, c)) +
+                  " before FP32 perplexity converges at step " +
+                  std::to_string(*r.fp32_convergence_step) + " (its moving median is " +
+                  number_text(above) + " % above its minimum there; an onset may precede it by " +
+                  slack_text(o) + "): it rises while the model is still learning");
+    return why;
+  }
+  std::string text =
+      "the slope does not clearly steepen at a knot from which the gap rises "
+      "clearly to the end (change of slope";
+  for (std::size_t j = 0; j < r.onset_fit->knots(); ++j) {
+    text += (j ? ", at step " : " at step ") + std::to_string(seg[j + 1].start_step) + ": " +
+            interval_text(r.onset_fit->slope_change[j]);
+  }
+  text += "; " + onset_fit_text(r) + ")";
+  if (r.rising.front()) text += ": the gap rises along one line from the first segment on";
+  why.push_back(text);
+  return why;
+}
+
+// Where the onset is relative to FP32 convergence, with the lag.
+std::string lag_text(const PhaseReport& r, const Convergence& c, const PhaseOptions& o) {
+  const std::string convergence =
+      "the FP32 convergence step " + std::to_string(*r.fp32_convergence_step);
+  if (*r.lag_steps >= 0) return std::to_string(*r.lag_steps) + " steps after " + convergence;
+  const std::size_t knot = r.onset_fit->segments[*r.onset_knot].first;
+  return checkpoints_text(checkpoints_early(knot, c)) + " before " + convergence + " (lag " +
+         std::to_string(*r.lag_steps) + " steps; an onset may precede convergence by " +
+         slack_text(o) + ", the slack for the fit's early knot on a concave rise)";
+}
+
+std::string divergence_text(const PhaseReport& r, const Convergence& c, const PhaseOptions& o) {
+  const auto& seg = r.onset_fit->segments;
+  std::string slope = "log INT4 gap slope";
+  for (std::size_t s = *r.onset_knot; s < seg.size(); ++s) {
+    slope += (s > *r.onset_knot ? ", then " : " ") + interval_text(seg[s].slope);
+    if (s > *r.onset_knot) slope += " from step " + std::to_string(seg[s].start_step);
+  }
+  return "Divergence phase from step " + std::to_string(*r.divergence_onset_step) + " (" +
+         onset_fit_text(r) + "; " + slope + "), " + lag_text(r, c, o) +
+         "; the pre-divergence checkpoint is step " + std::to_string(*r.pre_divergence_step) + ".";
 }
 
 }  // namespace
@@ -104,72 +188,6 @@ std::vector<double> centred_moving_median(const std::vector<double>& values, std
   return out;
 }
 
-SegmentedFit fit_knots(const std::vector<double>& x, const std::vector<double>& y, std::size_t k1,
-                       std::size_t k2, double confidence) {
-  const std::size_t n = x.size();
-  // Steps in [0, 1] keep the columns comparable; slopes are scaled back to per step.
-  const double x0 = x.front(), scale = x.back() - x.front();
-  const double a = (x[k1] - x0) / scale, b = (x[k2] - x0) / scale;
-  std::vector<std::array<double, 4>> rows(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const double u = (x[i] - x0) / scale;
-    rows[i] = {1.0, u, std::max(0.0, u - a), std::max(0.0, u - b)};
-  }
-  const LeastSquares ls = solve(rows, y);
-  SegmentedFit f;
-  f.sse = ls.sse;
-  f.confidence = confidence;
-  const double dof = static_cast<double>(n) - 4.0;
-  const double variance = ls.sse / dof;
-  const double t = t_quantile(confidence, dof);
-  const auto estimate = [&](const std::array<double, 4>& v) {
-    Estimate e;
-    for (std::size_t k = 0; k < 4; ++k) e.value += v[k] * ls.coef[k];
-    e.value /= scale;
-    e.se = std::sqrt(variance * quadratic_form(ls, v)) / scale;
-    e.low = e.value - t * e.se;
-    e.high = e.value + t * e.se;
-    return e;
-  };
-  const std::size_t bounds[4] = {0, k1, k2, n};
-  const std::array<double, 4> slopes[3] = {{0, 1, 0, 0}, {0, 1, 1, 0}, {0, 1, 1, 1}};
-  for (std::size_t s = 0; s < 3; ++s) {
-    SegmentFit& seg = f.segments[s];
-    seg.first = bounds[s];
-    seg.last = bounds[s + 1] - 1;
-    seg.start_step = static_cast<std::int64_t>(x[seg.first]);
-    seg.end_step = static_cast<std::int64_t>(x[seg.last]);
-    seg.slope = estimate(slopes[s]);
-  }
-  f.rise = estimate({0, 0, 0, 1});
-  return f;
-}
-
-std::optional<SegmentedFit> fit_two_breakpoints(const std::vector<double>& x,
-                                                const std::vector<double>& y,
-                                                std::size_t min_points, double confidence) {
-  const std::size_t n = x.size();
-  if (min_points < 1 || n < 3 * min_points) return std::nullopt;
-  // A few hundred checkpoints at most: fitting every pair afresh is instant.
-  double best = std::numeric_limits<double>::infinity();
-  std::size_t best1 = 0, best2 = 0;
-  for (std::size_t k1 = min_points; k1 + 2 * min_points <= n; ++k1) {
-    for (std::size_t k2 = k1 + min_points; k2 + min_points <= n; ++k2) {
-      const double sse = fit_knots(x, y, k1, k2, confidence).sse;
-      if (sse < best) {
-        best = sse;
-        best1 = k1;
-        best2 = k2;
-      }
-    }
-  }
-  const std::size_t candidates = n - 3 * min_points + 1;
-  SegmentedFit f =
-      fit_knots(x, y, best1, best2, 1.0 - (1.0 - confidence) / static_cast<double>(candidates));
-  f.candidates = candidates;
-  return f;
-}
-
 void validate(const PhaseOptions& o) {
   if (o.median_window < 1) throw ConfigError("audit.phases.median_window must be at least 1");
   if (!(o.gap_floor_pct > 0)) throw ConfigError("audit.phases.gap_floor_pct must be above 0");
@@ -182,6 +200,7 @@ void validate(const PhaseOptions& o) {
     throw ConfigError("audit.phases.confidence must be between 0 and 1");
   if (!(o.converged_within_pct >= 0))
     throw ConfigError("audit.phases.converged_within_pct must be at least 0");
+  if (o.onset_slack < 0) throw ConfigError("audit.phases.onset_slack must be at least 0");
 }
 
 PhaseReport detect_phases(const std::vector<TrajectoryPoint>& points, const PhaseOptions& o) {
@@ -211,71 +230,45 @@ PhaseReport detect_phases(const std::vector<TrajectoryPoint>& points, const Phas
     return r;
   }
 
-  std::vector<double> x, ppl, y;
+  const Convergence c = locate_convergence(r, o);
+  std::vector<double> x, y;
   for (const auto& p : r.used) {
     x.push_back(static_cast<double>(p.step));
-    ppl.push_back(p.ppl_fp32);
     y.push_back(std::log(std::max(p.gap_int4_pct, o.gap_floor_pct)));
   }
-  r.smoothed_ppl = centred_moving_median(ppl, o.median_window);
-  const auto best = std::min_element(r.smoothed_ppl.begin(), r.smoothed_ppl.end());
-  const std::size_t at = static_cast<std::size_t>(best - r.smoothed_ppl.begin());
-  r.fp32_convergence_step = r.used[at].step;
-  r.converged_inside = at + 1 < r.used.size();
-
-  r.fit = fit_two_breakpoints(x, y, static_cast<std::size_t>(o.min_segment_points), o.confidence);
-  std::vector<std::string> why_not;
-  if (!r.converged_inside) {
-    why_not.push_back(
-        "FP32 perplexity has not converged inside the trajectory (its moving "
-        "median is lowest at the last checkpoint, step " +
-        std::to_string(r.used.back().step) + ")");
-  }
-  if (!r.fit) {
-    why_not.push_back("too few checkpoints " + from + " to fit three segments (" +
-                      std::to_string(r.used.size()) + ", need " +
-                      std::to_string(3 * o.min_segment_points) + ")");
-  } else {
-    const SegmentFit& s2 = r.fit->segments[1];
-    const SegmentFit& s3 = r.fit->segments[2];
-    r.slope3_clearly_positive = s3.slope.low > 0;
-    r.slope_rises_clearly = r.fit->rise.low > 0;
-    if (!r.slope3_clearly_positive) {
-      why_not.push_back("the log INT4 gap's slope in the last segment (steps " +
-                        std::to_string(s3.start_step) + "-" + std::to_string(s3.end_step) + ", " +
-                        interval_text(s3.slope) + ") is not clearly positive");
+  const auto min_points = static_cast<std::size_t>(o.min_segment_points);
+  r.fit = fit_best_knots(x, y, 2, min_points, o.confidence);
+  if (r.fit) {
+    const SegmentedFit one = *fit_best_knots(x, y, 1, min_points, o.confidence);
+    r.second_knot = test_second_knot(one, *r.fit);
+    if (r.second_knot.needed()) {
+      r.onset_fit = r.fit;
+    } else {
+      r.onset_fit = one;
+      // Keep the one knot the data support, so that an onset read from it is a boundary
+      // of the phases reported.
+      const std::size_t knot = one.segments[1].first;
+      if (auto kept = fit_best_knots(x, y, 2, min_points, o.confidence, knot)) r.fit = kept;
     }
-    const double best_ppl = r.smoothed_ppl[at];
-    r.onset_ppl_above_min_pct = 100.0 * (r.smoothed_ppl[s3.first] - best_ppl) / best_ppl;
-    if (r.onset_ppl_above_min_pct > o.converged_within_pct) {
-      std::ostringstream text;
-      text.precision(3);
-      text << "FP32 perplexity had not converged at the last segment's start (step "
-           << s3.start_step << ": its moving median is " << r.onset_ppl_above_min_pct
-           << " % above the minimum, more than " << o.converged_within_pct
-           << " %): the gap turns up while the model is still learning";
-      why_not.push_back(text.str());
-    }
-    if (!r.slope_rises_clearly) {
-      why_not.push_back(
-          "the last segment's slope is not clearly steeper than the one before "
-          "(steps " +
-          std::to_string(s2.start_step) + "-" + std::to_string(s2.end_step) + ": " +
-          interval_text(s2.slope) + "; the change " + interval_text(r.fit->rise) + ")");
+    for (const auto& seg : r.onset_fit->segments) r.rising.push_back(seg.slope.low > 0);
+    for (const auto& change : r.onset_fit->slope_change) r.steepens.push_back(change.low > 0);
+    for (std::size_t j = 0; j < r.steepens.size() && r.converged_inside; ++j) {
+      if (within_slack(r.onset_fit->segments[j + 1].first, c, o) && starts_rise(r, j)) {
+        r.onset_knot = j + 1;
+        break;
+      }
     }
   }
-  if (why_not.empty()) {
-    const SegmentFit& s3 = r.fit->segments[2];
-    r.divergence_onset_step = s3.start_step;
-    r.pre_divergence_step = r.used[s3.first - 1].step;
-    r.lag_steps = s3.start_step - *r.fp32_convergence_step;
-    say("Divergence phase from step " + std::to_string(s3.start_step) + " (log INT4 gap slope " +
-        interval_text(s3.slope) + "), " + std::to_string(*r.lag_steps) +
-        " steps after the FP32 convergence step " + std::to_string(*r.fp32_convergence_step) +
-        "; the pre-divergence checkpoint is step " + std::to_string(*r.pre_divergence_step) + ".");
+  if (r.onset_knot) {
+    const SegmentFit& from_onset = r.onset_fit->segments[*r.onset_knot];
+    r.divergence_onset_step = from_onset.start_step;
+    r.pre_divergence_step = r.used[from_onset.first].step;
+    r.lag_steps = *r.divergence_onset_step - *r.fp32_convergence_step;
+    say(divergence_text(r, c, o));
   } else {
+    const std::vector<std::string> why = reasons_for_none(r, c, o);
     std::string text = "No divergence phase, and so no pre-divergence checkpoint: ";
-    for (std::size_t i = 0; i < why_not.size(); ++i) text += (i ? "; " : "") + why_not[i];
+    for (std::size_t i = 0; i < why.size(); ++i) text += (i ? "; " : "") + why[i];
     say(text + ".");
   }
   if (nonfinite > 0) {
@@ -283,10 +276,40 @@ PhaseReport detect_phases(const std::vector<TrajectoryPoint>& points, const Phas
         " with NaN/Inf perplexity or gap are left out of the phases.");
   }
   if (r.converged_inside) {
+    const std::vector<double>& m = r.smoothed_ppl;
     say("FP32 perplexity converges at step " + std::to_string(*r.fp32_convergence_step) +
-        " (minimum of its " + std::to_string(o.median_window) + "-checkpoint moving median).");
+        ": the first checkpoint whose " + std::to_string(o.median_window) +
+        "-checkpoint moving median is within " + number_text(o.converged_within_pct) +
+        " % of its minimum (" + number_text(m[c.minimum]) + " at step " +
+        std::to_string(r.used[c.minimum].step) + ").");
+    const double late = 100.0 * (m.back() / m[c.minimum] - 1.0);
+    if (late > o.converged_within_pct) {
+      say("FP32 perplexity rises again after converging (its moving median ends " +
+          number_text(late) +
+          " % above its minimum); that does not move the onset, whose only bound is the "
+          "convergence step (" +
+          slack_text(o) + " before it).");
+    }
   }
   return r;
+}
+
+std::vector<std::string> segment_phases(const PhaseReport& r) {
+  std::vector<std::string> names;
+  if (!r.fit) return names;
+  const auto& seg = r.fit->segments;
+  for (std::size_t k = 0; k < seg.size(); ++k) {
+    if (!r.divergence_onset_step) {
+      names.push_back("segment_" + std::to_string(k + 1));
+    } else if (seg[k].start_step >= *r.divergence_onset_step) {
+      names.push_back("divergence");
+    } else {
+      const bool last_before =
+          k + 1 == seg.size() || seg[k + 1].start_step >= *r.divergence_onset_step;
+      names.push_back(last_before ? "plateau" : "rapid_learning");
+    }
+  }
+  return names;
 }
 
 }  // namespace qf::quant

@@ -17,6 +17,8 @@ std::vector<int64_t> LrSchedule::boundaries(int64_t begin, int64_t end) const {
   return out;
 }
 
+std::vector<int64_t> LrSchedule::perturbation_steps(int64_t, int64_t) const { return {}; }
+
 std::vector<int64_t> LrSchedule::settled_steps(int64_t, int64_t) const {
   return {};
 }

@@ -7,6 +7,7 @@
 // phase(s) the phase that update belongs to. Steps are >= 0.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,18 @@ class LrSchedule {
   // The steps in [begin, end) at which the schedule wants the model measured because it
   // has settled there (OLI: the last step of each cool phase), ascending. Default: none.
   virtual std::vector<int64_t> settled_steps(int64_t begin, int64_t end) const;
+  // The steps in [begin, end) that show a perturbation at its extreme, so a probe there
+  // measures the model mid-perturbation rather than after it settled: OLI's bump peaks,
+  // SGDR's last step before each restart (the bottom of its anneal). Ascending; default
+  // none.
+  virtual std::vector<int64_t> perturbation_steps(int64_t begin, int64_t end) const;
+
+  // A schedule that repeats a pattern of `period` steps from `start` on (OLI's cycles):
+  // what a control arm matched to it averages over. Default: none.
+  struct Cycle {
+    int64_t start = 0, period = 0;
+  };
+  virtual std::optional<Cycle> cycle() const { return std::nullopt; }
 };
 
 using SchedulePtr = std::shared_ptr<const LrSchedule>;
@@ -51,7 +64,7 @@ std::vector<int64_t> clip_steps(std::vector<int64_t> starts, int64_t begin, int6
 // Maps the boundaries or settled steps of an inner schedule that sees step s - offset
 // at outer step s, restricted to outer steps [begin, end): what wrappers (warmup,
 // sequence) report for the schedule they run. `which` is &LrSchedule::boundaries or
-// &LrSchedule::settled_steps.
+// &LrSchedule::settled_steps (or &LrSchedule::perturbation_steps).
 using StepListFn = std::vector<int64_t> (LrSchedule::*)(int64_t, int64_t) const;
 std::vector<int64_t> shifted_steps(const LrSchedule& inner, StepListFn which, int64_t offset,
                                    int64_t begin, int64_t end);

@@ -98,6 +98,15 @@ class OliSchedule final : public LrSchedule {
     return clip_steps(out, begin, end);
   }
 
+  // Bump peaks: t = B/2 of every cycle, where the rate is E·(1 + a_k) (B even).
+  std::vector<int64_t> perturbation_steps(int64_t begin, int64_t end) const override {
+    std::vector<int64_t> out;
+    for (int64_t s = first_cycle_start(begin); s < end; s += period_) out.push_back(s + bump_ / 2);
+    return clip_steps(out, begin, end);
+  }
+
+  std::optional<Cycle> cycle() const override { return Cycle{start_, period_}; }
+
  private:
   // The start of the cycle holding `step` (or of cycle 0 when step is before it).
   int64_t first_cycle_start(int64_t step) const {

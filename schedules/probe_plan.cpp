@@ -15,6 +15,9 @@ std::vector<ProbePoint> probe_plan(const std::vector<NamedSchedule>& arms, int64
     for (int64_t s : arm.schedule->settled_steps(begin, end)) {
       reasons[s].push_back(arm.name + ":settled" + std::to_string(arm.schedule->phase(s).index));
     }
+    for (int64_t s : arm.schedule->perturbation_steps(begin, end)) {
+      reasons[s].push_back(arm.name + ":peak" + std::to_string(arm.schedule->phase(s).index));
+    }
   }
   if (every > 0) {
     // Multiples of `every` counted from step 0 of the run, so plans of different windows

@@ -1,7 +1,9 @@
 #pragma once
 // The probe plan of a fork experiment (method.md): one plan shared by every arm — the
-// union of every arm's phase boundaries and settled points, every `every` steps, and
-// the last step — so each probe of one arm has a partner at the same step in every other.
+// union of every arm's phase boundaries, settled points and perturbation extremes (OLI's
+// bump peaks, SGDR's last step before each restart), every `every` steps, and the last
+// step — so each probe of one arm has a partner at the same step in every other. A
+// single run's plan is the same with one arm.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -17,7 +19,8 @@ struct NamedSchedule {
 
 struct ProbePoint {
   int64_t step = 0;
-  // Why this step is probed, e.g. {"sgdr:cycle1", "oli:settled0", "every", "last"}.
+  // Why this step is probed, e.g. {"sgdr:cycle1", "oli:settled0", "oli:peak2", "every",
+  // "last"}.
   std::vector<std::string> reasons;
 };
 

@@ -63,6 +63,10 @@ class SequenceSchedule final : public LrSchedule {
     return collect(&LrSchedule::settled_steps, begin, end, false);
   }
 
+  std::vector<int64_t> perturbation_steps(int64_t begin, int64_t end) const override {
+    return collect(&LrSchedule::perturbation_steps, begin, end, false);
+  }
+
  private:
   size_t part_of(int64_t step) const {
     return static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), step) -

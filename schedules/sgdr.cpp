@@ -55,6 +55,14 @@ class SgdrSchedule final : public LrSchedule {
     return out;
   }
 
+  // The last step of every cycle that a restart ends: the bottom of its anneal.
+  std::vector<int64_t> perturbation_steps(int64_t begin, int64_t end) const override {
+    std::vector<int64_t> out;
+    if (end <= begin || end == std::numeric_limits<int64_t>::max()) return out;
+    for (int64_t s : boundaries(begin + 1, end + 1)) out.push_back(s - 1);
+    return out;
+  }
+
  private:
   struct Cycle {
     int64_t index, start, length;

@@ -48,6 +48,10 @@ class WarmupSchedule final : public LrSchedule {
     return shifted_steps(*then_, &LrSchedule::settled_steps, steps_, begin, end);
   }
 
+  std::vector<int64_t> perturbation_steps(int64_t begin, int64_t end) const override {
+    return shifted_steps(*then_, &LrSchedule::perturbation_steps, steps_, begin, end);
+  }
+
  private:
   int64_t steps_;
   double start_factor_;

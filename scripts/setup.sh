@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev
   libtorch-dev libdnnl-dev libgloo-dev libopenblas0-pthread libopenblas-pthread-dev
   libyaml-cpp-dev libspdlog-dev libfmt-dev libhdf5-dev libgtest-dev libgmock-dev
-  libboost-math-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libzstd-dev
+  libboost-math-dev nlohmann-json3-dev zlib1g-dev libpcre2-dev libutf8proc-dev libzstd-dev
   gnuplot-nox fortunes python3 python3-torch python3-numpy python3-h5py
 )
 

@@ -40,6 +40,17 @@ void maybe_crash_midway(int64_t step) {
   if (f == name || f == name + ":" + std::to_string(step)) ::_exit(137);
 }
 
+// QF_FAULT=crash_in_prune: die (as from kill -9) after the first file of a pruned
+// checkpoint is gone, which is where a kill used to leave a half-deleted step<N>.
+void maybe_crash_in_prune(const fs::path& dir) {
+  const char* fault = std::getenv("QF_FAULT");
+  if (!fault || std::string(fault) != "crash_in_prune") return;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    fs::remove(entry.path());
+    ::_exit(137);
+  }
+}
+
 }  // namespace
 
 nlohmann::json TrainerState::to_json() const {
@@ -98,15 +109,23 @@ std::vector<CheckpointInfo> list_checkpoints(const fs::path& checkpoints_dir) {
   return out;
 }
 
-void remove_partial_checkpoints(const fs::path& checkpoints_dir) {
+std::vector<fs::path> remove_partial_checkpoints(const fs::path& checkpoints_dir) {
+  std::vector<fs::path> removed;
   std::error_code ec;
-  if (!fs::is_directory(checkpoints_dir, ec)) return;
+  if (!fs::is_directory(checkpoints_dir, ec)) return removed;
   static const std::regex partial(R"((\.step[0-9]+\.tmp.*)|(step[0-9]+\.old\..*))");
   for (const auto& entry : fs::directory_iterator(checkpoints_dir)) {
-    if (std::regex_match(entry.path().filename().string(), partial)) {
+    const std::string name = entry.path().filename().string();
+    // A step<N> without trainer_state.json is what a kill during pruning left before
+    // pruning renamed first (the state file is written last, and renamed in whole).
+    const bool orphan = entry.is_directory() && step_from_name(entry.path()) &&
+                        !fs::exists(entry.path() / kStateJson);
+    if (orphan || std::regex_match(name, partial) || is_deletion_leftover(name)) {
       fs::remove_all(entry.path(), ec);
+      removed.push_back(entry.path());
     }
   }
+  return removed;
 }
 
 fs::path save_checkpoint(const fs::path& checkpoints_dir, model::GptNeoXForCausalLM& model,
@@ -155,6 +174,13 @@ LoadedTrainerState load_trainer_state(const fs::path& dir) {
   out.state = read_trainer_state_json(dir);
   out.tensors = load_tensors(dir / kStateTensors);
   return out;
+}
+
+void prune_checkpoint(const fs::path& dir) {
+  const fs::path doomed = move_aside_for_deletion(dir);
+  maybe_crash_in_prune(doomed);
+  std::error_code ec;
+  fs::remove_all(doomed, ec);
 }
 
 std::vector<CheckpointInfo> checkpoints_to_prune(const std::vector<CheckpointInfo>& all,

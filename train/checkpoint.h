@@ -51,8 +51,13 @@ struct CheckpointInfo {
 // Complete checkpoints under `checkpoints_dir` (directories step<N> holding
 // trainer_state.json), ascending by step.
 std::vector<CheckpointInfo> list_checkpoints(const std::filesystem::path& checkpoints_dir);
-// Removes leftovers of interrupted writes (.step<N>.tmp*, step<N>.old.*).
-void remove_partial_checkpoints(const std::filesystem::path& checkpoints_dir);
+// Removes leftovers of interrupted writes and deletions (.step<N>.tmp*, step<N>.old.*,
+// .step<N>.deleting, and a step<N> without trainer_state.json); returns what it removed.
+std::vector<std::filesystem::path> remove_partial_checkpoints(
+    const std::filesystem::path& checkpoints_dir);
+// Deletes a checkpoint so that a kill at any moment leaves it either whole under its name
+// or gone from it (renamed to a hidden name first, then removed).
+void prune_checkpoint(const std::filesystem::path& dir);
 
 // Writes checkpoints_dir/step<state.global_step>. `tensors` are the optimizer's and RNG
 // state. Every model parameter must be finite: a checkpoint with NaN or Inf weights is

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/atomic_file.h"
+#include "core/dir_lock.h"
 #include "core/errors.h"
 #include "core/logging.h"
 #include "core/progress.h"
@@ -62,8 +63,12 @@ void install_stop_signal_handlers() {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
 }
-bool stop_requested() { return g_stop_signals.load() > 0; }
-void reset_stop_request() { g_stop_signals.store(0); }
+bool stop_requested() {
+  return g_stop_signals.load() > 0;
+}
+void reset_stop_request() {
+  g_stop_signals.store(0);
+}
 
 std::shared_ptr<TrainerHooks> at_steps(std::vector<int64_t> steps,
                                        std::function<void(Trainer&, const StepInfo&)> fn) {
@@ -92,9 +97,11 @@ Trainer::Trainer(const Config& config, TrainOptions options)
                       ": bf16 autocast is for GPUs; CPUs train in float32");
   }
   const fs::path checkpoints = options_.dir / "checkpoints";
+  lock_run_dir();
   if (is_root()) {
-    fs::create_directories(options_.dir);
-    remove_partial_checkpoints(checkpoints);
+    for (const auto& p : remove_partial_checkpoints(checkpoints)) {
+      spdlog::warn("removed {}, left by an interrupted checkpoint write or deletion", p.string());
+    }
     add_log_file(options_.dir / "log.txt");
   }
   dp_->barrier();
@@ -108,11 +115,11 @@ Trainer::Trainer(const Config& config, TrainOptions options)
     throw Error("run.resume is 'require' but " + (checkpoints).string() + " holds no checkpoint");
   }
 
-  dataset_ = std::make_shared<const data::IndexedDataset>(
-      data::IndexedDataset::open(options_.dataset));
+  dataset_ =
+      std::make_shared<const data::IndexedDataset>(data::IndexedDataset::open(options_.dataset));
   data::BatchCursor cursor;
-  cursor.order = options_.order == "sequential" ? data::BatchOrder::kSequential
-                                                : data::BatchOrder::kSeeded;
+  cursor.order =
+      options_.order == "sequential" ? data::BatchOrder::kSequential : data::BatchOrder::kSeeded;
   cursor.seq_len = options_.seq_len;
   cursor.global_batch = options_.global_batch;
   cursor.start_item = options_.start_item;
@@ -131,13 +138,35 @@ Trainer::Trainer(const Config& config, TrainOptions options)
   open_run_file(!existing.empty());
 }
 
+void Trainer::lock_run_dir() {
+  // Before anything in run.dir is read or written, so two starts on one run.dir cannot
+  // interleave; every rank learns the outcome, so none waits on a refused rank 0.
+  std::string refusal;
+  if (is_root()) {
+    try {
+      run_dir_lock_.emplace(DirectoryLock::acquire(options_.dir, "run.dir"));
+    } catch (const Error& e) {
+      refusal = e.what();
+    }
+  }
+  if (dp_->all_reduce_max(refusal.empty() ? 0.0 : 1.0) > 0) {
+    throw Error(is_root() ? refusal
+                          : "rank 0 could not take the lock on run.dir '" + options_.dir.string() +
+                                "' (its log says why)");
+  }
+}
+
 Trainer::~Trainer() {
   if (is_root()) remove_log_files();
 }
 
-bool Trainer::is_root() const { return dp_->is_root(); }
+bool Trainer::is_root() const {
+  return dp_->is_root();
+}
 
-void Trainer::add_hooks(std::shared_ptr<TrainerHooks> hooks) { hooks_.push_back(std::move(hooks)); }
+void Trainer::add_hooks(std::shared_ptr<TrainerHooks> hooks) {
+  hooks_.push_back(std::move(hooks));
+}
 
 void Trainer::build_model() {
   if (options_.init) {
@@ -162,6 +191,12 @@ void Trainer::build_model() {
 void Trainer::resume_from(const std::string& dir) {
   const LoadedTrainerState loaded = load_trainer_state(dir);
   const TrainerState& st = loaded.state;
+  if (st.run_steps > options_.steps) {
+    throw ConfigError("cannot resume from " + dir + ": it holds " + std::to_string(st.run_steps) +
+                      " updates of this run, more than " + config_.where("train.steps") + " (" +
+                      std::to_string(options_.steps) +
+                      "); raise train.steps to go on, or use another run.dir");
+  }
   const nlohmann::json now = resume_fingerprint_keys(config_);
   if (st.fingerprint != fingerprint_of(now)) {
     throw ConfigError("cannot resume from " + dir +
@@ -191,8 +226,7 @@ void Trainer::resume_from(const std::string& dir) {
   at::Generator cpu_rng = at::detail::getDefaultCPUGenerator();
   cpu_rng.set_state(rng->second);
   data::BatchCursor cursor = data::BatchCursor::from_json(st.cursor, dir + "/trainer_state.json");
-  reader_ = std::make_unique<data::BatchReader>(dataset_, cursor, dp_->rank(),
-                                                dp_->world_size());
+  reader_ = std::make_unique<data::BatchReader>(dataset_, cursor, dp_->rank(), dp_->world_size());
   base_step_ = st.base_step;
   run_steps_ = st.run_steps;
   tokens_ = st.tokens;
@@ -207,14 +241,24 @@ void Trainer::open_run_file(bool resuming) {
   if (!is_root()) return;
   const fs::path path = options_.dir / "run.h5";
   write_text_atomically(options_.dir / "config.yaml", config_.dump());
-  if (resuming && fs::exists(path)) {
-    run_file_ = std::make_unique<RunFile>(RunFile::open_for_append(path.string()));
-    const std::size_t dropped = run_file_->truncate_after(run_steps_ - 1);
-    if (dropped) spdlog::info("run.h5: dropped {} row(s) logged after the checkpoint", dropped);
+  const fs::path journal = journal_path_for(path);
+  if (resuming && (fs::exists(path) || fs::exists(journal))) {
+    RunRecovery r;
+    run_file_ = std::make_unique<RunFile>(RunFile::recover(path.string(), run_steps_ - 1, &r));
+    if (!r.damage.empty())
+      spdlog::warn("run.h5 was damaged ({}); rebuilt it from {}", r.damage, journal.string());
+    if (r.torn_bytes) {
+      spdlog::info("{}: dropped a record cut short by a kill ({} bytes)", journal.string(),
+                   r.torn_bytes);
+    }
+    if (r.dropped_rows) {
+      spdlog::info("run.h5: dropped {} row(s) logged after the checkpoint", r.dropped_rows);
+    }
     return;
   }
   std::error_code ec;
   fs::remove(path, ec);
+  fs::remove(journal, ec);
   RunAttributes a;
   a.experiment = options_.experiment;
   a.arm = options_.arm;
@@ -222,7 +266,8 @@ void Trainer::open_run_file(bool resuming) {
   a.schedule = config_.node("schedule")["name"].Scalar();
   a.base_checkpoint = options_.init ? options_.init->string() : "(initialized from scratch)";
   a.start_step = base_step_;
-  run_file_ = std::make_unique<RunFile>(RunFile::create(path.string(), a, config_.dump()));
+  run_file_ =
+      std::make_unique<RunFile>(RunFile::create_journaled(path.string(), a, config_.dump()));
 }
 
 StepInfo Trainer::train_step(int64_t s) {
@@ -233,9 +278,9 @@ StepInfo Trainer::train_step(int64_t s) {
   info.lr = schedule_->lr(s);
   info.phase = schedule_->phase(s);
   const data::Batch batch = reader_->next();
-  const at::Tensor ids =
-      at::tensor(batch.data.tokens, at::kLong).view({batch.data.rows, batch.data.row_tokens})
-          .to(device_);
+  const at::Tensor ids = at::tensor(batch.data.tokens, at::kLong)
+                             .view({batch.data.rows, batch.data.row_tokens})
+                             .to(device_);
   const int64_t rows = ids.size(0);
   const int64_t micro = options_.micro_batch > 0 ? std::min(options_.micro_batch, rows) : rows;
   double local_loss = 0;
@@ -282,8 +327,7 @@ StepInfo Trainer::train_step(int64_t s) {
   optimizer_->zero_grad();
   tokens_ += options_.global_batch * options_.seq_len;
   info.tokens = tokens_;
-  info.step_time_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  info.step_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return info;
 }
 
@@ -318,10 +362,9 @@ void Trainer::write_checkpoint() {
     dir = save_checkpoint(checkpoints, model_, tensors, st).string();
     std::vector<int64_t> keep = options_.keep_steps;
     keep.insert(keep.end(), options_.checkpoint_at.begin(), options_.checkpoint_at.end());
-    for (const auto& old : checkpoints_to_prune(list_checkpoints(checkpoints), options_.keep_last,
-                                                keep)) {
-      std::error_code ec;
-      fs::remove_all(old.dir, ec);
+    for (const auto& old :
+         checkpoints_to_prune(list_checkpoints(checkpoints), options_.keep_last, keep)) {
+      prune_checkpoint(old.dir);
     }
   } else {
     dir = (checkpoints / ("step" + std::to_string(global))).string();
@@ -363,9 +406,10 @@ TrainSummary Trainer::run() {
     std::snprintf(loss, sizeof loss, "%.4f", info.loss);
     std::snprintf(lr, sizeof lr, "%.3e", info.lr);
     std::snprintf(gn, sizeof gn, "%.3f", info.grad_norm);
-    if (progress) progress->update(s + 1 - summary.first_step,
-                    {{"loss", loss}, {"lr", lr}, {"gnorm", gn},
-                     {"tok/s", format_rate(tokens_per_s)}});
+    if (progress)
+      progress->update(
+          s + 1 - summary.first_step,
+          {{"loss", loss}, {"lr", lr}, {"gnorm", gn}, {"tok/s", format_rate(tokens_per_s)}});
     const bool stop = dp_->all_reduce_max(stop_requested() ? 1.0 : 0.0) > 0;
     if (checkpoint_due(s) || stop) write_checkpoint();
     if (stop) {
@@ -376,6 +420,11 @@ TrainSummary Trainer::run() {
     }
   }
   if (progress) progress->finish();
+  if (run_steps_ == summary.first_step && run_file_) {
+    // Nothing to do (a finished run started again): report what the run ended with.
+    const auto rows = run_file_->read_train();
+    if (!rows.empty()) summary.final_loss = rows.back().loss;
+  }
   summary.run_steps = run_steps_;
   summary.skipped_steps = skipped_;
   summary.last_checkpoint = last_checkpoint_dir_;

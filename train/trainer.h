@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/dir_lock.h"
 #include "core/run_file.h"
 #include "data/batches.h"
 #include "model/gpt_neox.h"
@@ -106,6 +107,7 @@ class Trainer {
   bool is_root() const;
 
  private:
+  void lock_run_dir();
   void build_model();
   void resume_from(const std::string& dir);
   void open_run_file(bool resuming);
@@ -115,6 +117,8 @@ class Trainer {
 
   Config config_;
   TrainOptions options_;
+  // Declared before everything that writes into run.dir, so it is released last.
+  std::optional<DirectoryLock> run_dir_lock_;
   at::Device device_{at::kCPU};
   model::GptNeoXForCausalLM model_{nullptr};
   std::unique_ptr<AdamW> optimizer_;

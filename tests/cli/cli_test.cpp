@@ -9,7 +9,7 @@ TEST(Cli, HelpListsWorkingCommands) {
   auto r = run_quantfork("--help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("usage: quantfork <command>"), std::string::npos) << r.out;
-  for (const char* c : {"  schedule ", "  prepare ", "  analyze ", "  report "}) {
+  for (const char* c : {"  schedule ", "  prepare ", "  analyze ", "  report ", "  phases "}) {
     EXPECT_NE(r.out.find(c), std::string::npos) << c << "\n" << r.out;
   }
   // The commands that run models exist only where quantfork was built with libtorch

@@ -1,5 +1,5 @@
 // `quantfork demo` end to end, shortened (fewer and smaller updates): the corpus, the
-// pretraining with Pythia-spaced checkpoints, the audit, nine forked runs, analysis.json
+// pretraining with Pythia-spaced checkpoints, the audit, twelve forked runs, analysis.json
 // and the report, and their consistency: every probe step in every run, the report's
 // statistics equal to the JSON's.
 #include <cmath>
@@ -48,10 +48,11 @@ TEST(Demo, RunsTheWholeStudyInMiniatureAndItsReportMatchesItsNumbers) {
                         "pretrain/checkpoints/step256/model.safetensors"}) {
     EXPECT_TRUE(fs::exists(out / f)) << f;
   }
-  // Nine runs, each with the same probe steps.
+  // Twelve runs (three schedules and the matched-rate control), each with the same probe
+  // steps.
   std::set<int64_t> steps_of_first;
   int runs = 0;
-  for (const char* arm : {"cosine", "sgdr", "oli"}) {
+  for (const char* arm : {"cosine", "sgdr", "oli", "cosine_matched"}) {
     for (int seed = 1; seed <= 3; ++seed) {
       const fs::path file = out / "fork" / arm / ("seed" + std::to_string(seed)) / "run.h5";
       ASSERT_TRUE(fs::exists(file)) << file;
@@ -68,11 +69,26 @@ TEST(Demo, RunsTheWholeStudyInMiniatureAndItsReportMatchesItsNumbers) {
       EXPECT_EQ(steps, steps_of_first) << file << ": the probe plan is shared by all runs";
     }
   }
-  EXPECT_EQ(runs, 9);
+  EXPECT_EQ(runs, 12);
+  // SGDR restarts at the continuation's rate at the fork: update 0 of both arms has it.
+  const auto first_lr = [&](const char* arm) {
+    return qf::RunFile::open_read_only((out / "fork" / arm / "seed1/run.h5").string())
+        .read_train()
+        .front()
+        .lr;
+  };
+  EXPECT_DOUBLE_EQ(first_lr("sgdr"), first_lr("cosine"));
   // analysis.json and the report: the report's statistics are the JSON's numbers.
   const auto json = nlohmann::json::parse(read_file(out / "report/analysis.json"));
   const std::string md = read_file(out / "report/report.md");
-  ASSERT_EQ(json.at("comparisons").size(), 2u);
+  // Three arms against cosine, and OLI against its matched-rate control.
+  ASSERT_EQ(json.at("comparisons").size(), 4u);
+  bool oli_vs_control = false;
+  for (const auto& c : json.at("comparisons")) {
+    oli_vs_control |= c.at("arm") == "oli" && c.at("baseline") == "cosine_matched";
+  }
+  EXPECT_TRUE(oli_vs_control) << json.dump(1);
+  EXPECT_NE(md.find("0.46M-parameter"), std::string::npos) << "no scale caveat";
   for (const auto& c : json.at("comparisons")) {
     const auto& paired = c.at("paired");
     ASSERT_GE(paired.at("n").get<int64_t>(), 2) << c.dump();

@@ -139,6 +139,33 @@ TEST(Config, MissingFileIsConfigError) {
   }
 }
 
+TEST(Config, AFolderGivenAsConfigFileIsAnErrorNotAnEmptyConfig) {
+  auto schema = test_schema();
+  qf::test::TempDir dir;
+  ConfigLoader loader(schema);
+  const std::string msg = message_of<ConfigError>([&] { loader.add_file(dir.path()); });
+  EXPECT_NE(msg.find(dir.path().string() + "' is a directory"), std::string::npos) << msg;
+}
+
+TEST(Config, RequiredKeysMayStayUnsetOnlyWhenAskedFor) {
+  auto schema = test_schema();
+  ConfigLoader loader(schema);
+  EXPECT_THROW(loader.resolve(), ConfigError);
+  const qf::Config docs = loader.resolve(/*require_all=*/false);
+  EXPECT_TRUE(docs.is_null("model.dir"));
+  EXPECT_NE(docs.dump(true).find("# (required)\n  dir: null"), std::string::npos)
+      << docs.dump(true);
+}
+
+TEST(Config, ABlockStyleListDumpsAsYamlThatLoadsBack) {
+  auto schema = test_schema();
+  qf::test::TempDir dir;
+  const auto cfg = resolve(schema, dir, {{"c.yaml", "train:\n  seeds:\n    - 4\n    - 5\n"}});
+  ConfigLoader again(schema);
+  again.add_text(cfg.dump(), "dump");
+  EXPECT_EQ(again.resolve().get_int_list("train.seeds"), (std::vector<int64_t>{4, 5})) << cfg.dump();
+}
+
 TEST(Config, BadSetSyntaxIsUsageError) {
   auto schema = test_schema();
   ConfigLoader loader(schema);

@@ -68,9 +68,83 @@ TEST_F(AnalyzeCli, WritesTheContractsJson) {
   EXPECT_EQ(sgdr.at("arm"), "sgdr");
   EXPECT_EQ(sgdr.at("pairwise_wins").at("wins"), 0);
   EXPECT_EQ(j.at("runs").size(), 9u);
+  // Extras beyond the contract: every comparison names its baseline, the run-level test
+  // over seeds beside the probe-level one, and what each n counts.
+  EXPECT_EQ(oli.at("baseline"), "cosine");
+  const json& runs = oli.at("paired_runs");
+  ASSERT_TRUE(runs.is_object()) << oli.dump(2);
+  EXPECT_EQ(runs.at("n"), 3);
+  EXPECT_EQ(runs.at("df"), 2);
+  for (const char* k : {"mean_diff", "sd_diff", "t", "p_two_sided", "cohens_dz"}) {
+    EXPECT_TRUE(runs.at(k).is_number()) << k;
+  }
+  ASSERT_EQ(runs.at("ci95").size(), 2u);
+  EXPECT_FALSE(oli.contains("paired_runs_absent"));
+  ASSERT_EQ(oli.at("seed_mean_diffs").size(), 3u);
+  EXPECT_EQ(oli.at("seed_mean_diffs")[0].at("seed"), 1);
+  EXPECT_EQ(oli.at("seed_mean_diffs")[0].at("pairs"), 3);
+  // The mean over seeds of the seeds' means is the probe-level mean (3 pairs each).
+  expect_rel(runs.at("mean_diff"), want.at("mean_diff"), "run-level mean_diff");
+  EXPECT_LT(runs.at("t").get<double>(), 0);
+  EXPECT_EQ(j.at("n_counts").at("paired"), "matched (seed, step) probe pairs");
+  EXPECT_EQ(j.at("n_counts").at("paired_runs").get<std::string>().rfind("seeds with matched", 0),
+            0u);
+  EXPECT_EQ(j.at("notes"),
+            json::array({"'oli' vs control 'cosine_matched' (analyze.controls) not computed: no "
+                         "run has arm 'cosine_matched'"}));
   // The Markdown file is the table printed on stdout.
   EXPECT_EQ(qf::test::read_file(dir_ / "stats.md"), r.out);
-  EXPECT_NE(r.out.find("| oli | cool:last | 9 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| oli | cosine | cool:last | probes | 9 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| oli | cosine | cool:last | seeds | 3 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| sgdr | cosine | 900 | 3 | 3 |"), std::string::npos) << r.out;
+}
+
+TEST_F(AnalyzeCli, OliAgainstBothCosineArms) {
+  testing::write_fixture_experiment(dir_ / "out", cases_);
+  testing::write_fixture_control(dir_ / "out", cases_, 0.25);
+  const auto r =
+      run_quantfork("analyze --runs out --set analyze.arms=[oli] --out s.json", dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(qf::test::read_file(dir_ / "s.json"));
+  EXPECT_EQ(j.at("baseline"), "cosine");
+  ASSERT_EQ(j.at("comparisons").size(), 2u);
+  const json &primary = j.at("comparisons")[0], &control = j.at("comparisons")[1];
+  EXPECT_EQ(primary.at("arm"), "oli");
+  EXPECT_EQ(primary.at("baseline"), "cosine");
+  EXPECT_EQ(control.at("arm"), "oli");
+  EXPECT_EQ(control.at("baseline"), "cosine_matched");
+  EXPECT_EQ(control.at("phase_filter"), json::array({"cool:last"}));
+  const json n9 = testing::stats_case(cases_, "n9_oli_like").at("paired");
+  EXPECT_EQ(control.at("paired").at("n"), 9);
+  EXPECT_NEAR(control.at("paired").at("mean_diff").get<double>(),
+              n9.at("mean_diff").get<double>() - 0.25, 1e-12);
+  expect_rel(control.at("paired").at("sd_diff"), n9.at("sd_diff"), "sd_diff");
+  EXPECT_EQ(control.at("paired_runs").at("n"), 3);
+  EXPECT_NEAR(control.at("paired_runs").at("mean_diff").get<double>(),
+              primary.at("paired_runs").at("mean_diff").get<double>() - 0.25, 1e-12);
+  EXPECT_TRUE(j.at("notes").empty());
+  EXPECT_NE(r.out.find("| oli | cosine_matched | cool:last | probes | 9 |"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("| oli | cosine_matched | cool:last | seeds | 3 |"), std::string::npos)
+      << r.out;
+}
+
+TEST_F(AnalyzeCli, OneSeedGivesNoRunLevelTestAndSaysWhy) {
+  testing::write_fixture_experiment(dir_ / "out", cases_);
+  std::string err;
+  const json j = testing::run_for_json(
+      "analyze --out s.json out/fork/oli/seed2/run.h5 out/fork/cosine/seed2/run.h5", dir_.path(),
+      "s.json", &err);
+  const json& oli = j.at("comparisons").at(0);
+  EXPECT_EQ(oli.at("paired").at("n"), 3);
+  EXPECT_TRUE(oli.at("paired_runs").is_null());
+  EXPECT_EQ(oli.at("paired_runs_absent"),
+            "only seed 2 has matched probe pairs; a test over seeds needs at least 2");
+  EXPECT_NE(err.find("no run-level test"), std::string::npos) << err;
+  // The seed's mean difference is still reported (three settled pairs, a number).
+  ASSERT_EQ(oli.at("seed_mean_diffs").size(), 1u);
+  EXPECT_TRUE(oli.at("seed_mean_diffs")[0].at("mean_diff").is_number());
+  EXPECT_EQ(oli.at("seed_mean_diffs")[0].at("pairs"), 3);
 }
 
 TEST_F(AnalyzeCli, RunFilesAsArgumentsAndConfigKeys) {

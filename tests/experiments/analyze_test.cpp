@@ -92,6 +92,145 @@ TEST_F(AnalyzeFixture, OliSettledProbesReproduceScipysPairedTest) {
   EXPECT_EQ(oli.wins.ties, 1u);
   EXPECT_EQ(oli.wins.total, 9u);
   EXPECT_TRUE(oli.unpaired.empty());
+  EXPECT_EQ(oli.baseline, "cosine");
+  // The default control is absent from these runs: said in a note, not a warning.
+  ASSERT_EQ(a.notes.size(), 1u);
+  EXPECT_NE(a.notes[0].find("no run has arm 'cosine_matched'"), std::string::npos) << a.notes[0];
+}
+
+// The run-level test: each seed's three settled differences averaged, then the paired
+// test over the three seeds (method.md), i.e. ttest_rel of the per-seed means.
+TEST_F(AnalyzeFixture, RunLevelTestIsOverSeedMeans) {
+  const Analysis a = run();
+  const Comparison& oli = find(a, "oli");
+  const nlohmann::json n9 = stats_case(cases_, "n9_oli_like");
+  std::vector<double> arm_means(3), base_means(3);
+  for (std::size_t s = 0; s < 3; ++s) {
+    for (std::size_t k = 0; k < 3; ++k) {
+      arm_means[s] += n9["arm"][s * 3 + k].get<double>() / 3;
+      base_means[s] += n9["baseline"][s * 3 + k].get<double>() / 3;
+    }
+  }
+  const PairedTTest want = paired_t_test(arm_means, base_means);
+  ASSERT_TRUE(oli.paired_runs.has_value()) << oli.paired_runs_absent;
+  const PairedTTest& got = *oli.paired_runs;
+  EXPECT_EQ(got.n, 3u);
+  EXPECT_EQ(got.df, 2);
+  // (statistics_test holds every field of the two together; these tell the levels apart.)
+  EXPECT_NEAR(got.t, want.t, 1e-12 * std::fabs(want.t));
+  EXPECT_NEAR(got.p_two_sided, want.p_two_sided, 1e-12 * want.p_two_sided);
+  EXPECT_NEAR(got.sd_diff, want.sd_diff, 1e-12 * want.sd_diff);
+  // Fewer degrees of freedom than the probe-level test: a wider interval.
+  EXPECT_GT(got.ci95[1] - got.ci95[0], oli.paired.ci95[1] - oli.paired.ci95[0]);
+  ASSERT_EQ(oli.seed_means.size(), 3u);
+  EXPECT_EQ(oli.seed_means[2].cluster, 3);
+  EXPECT_EQ(oli.seed_means[2].pairs, 3u);
+  EXPECT_NEAR(oli.seed_means[2].mean_diff, arm_means[2] - base_means[2], 1e-12);
+}
+
+// Seeds with 1, 2 and 3 probe pairs whose per-seed mean differences are scipy case
+// n5_positive's d_s: the run-level test is scipy's ttest_rel of that case.
+TEST(AnalyzeRunLevel, UnbalancedSeedsReproduceScipy) {
+  QF_REQUIRE_FIXTURE("stats/ttests.json");
+  const nlohmann::json c = stats_case(load_stats_cases(), "n5_positive");
+  const std::vector<std::vector<double>> offsets = {{0}, {0.5, -0.5}, {0.5, -0.25, -0.25}};
+  qf::test::TempDir dir;
+  std::size_t pairs = 0;
+  for (std::size_t s = 0; s < c["arm"].size(); ++s) {
+    std::vector<testing::Probe> arm, base;
+    for (std::size_t j = 0; j < offsets[s % 3].size(); ++j, ++pairs) {
+      const auto step = static_cast<std::int64_t>(100 * j);
+      arm.push_back({step, "decay", 0, c["arm"][s].get<double>() + offsets[s % 3][j]});
+      base.push_back({step, "decay", 0, c["baseline"][s].get<double>()});
+    }
+    const auto seed = static_cast<std::int64_t>(s + 1);
+    testing::write_run(dir / ("oli" + std::to_string(seed)) / "run.h5", "oli", seed, arm);
+    testing::write_run(dir / ("cos" + std::to_string(seed)) / "run.h5", "cosine", seed, base);
+  }
+  const Analysis a = analyze_inputs({dir.path().string()}, AnalyzeOptions{});
+  ASSERT_EQ(a.comparisons.size(), 1u);
+  const Comparison& oli = a.comparisons[0];
+  EXPECT_EQ(oli.paired.n, pairs);
+  ASSERT_TRUE(oli.paired_runs.has_value());
+  const nlohmann::json& want = c["paired"];
+  EXPECT_EQ(oli.paired_runs->n, 5u);
+  expect_rel(oli.paired_runs->mean_diff, want["mean_diff"], "mean_diff");
+  expect_rel(oli.paired_runs->sd_diff, want["sd_diff"], "sd_diff");
+  expect_rel(oli.paired_runs->t, want["t"], "t");
+  expect_rel(oli.paired_runs->df, want["df"], "df");
+  expect_rel(oli.paired_runs->p_two_sided, want["p_two_sided"], "p");
+  expect_rel(oli.paired_runs->ci95[0], want["ci95"][0], "ci low");
+  expect_rel(oli.paired_runs->ci95[1], want["ci95"][1], "ci high");
+  expect_rel(oli.paired_runs->cohens_dz, want["cohens_dz"], "d_z");
+}
+
+TEST(AnalyzeRunLevel, OneSeedHasNoRunLevelTest) {
+  qf::test::TempDir dir;
+  testing::write_run(dir / "c" / "run.h5", "cosine", 4, {{0, "d", 0, 1.0}, {1, "d", 0, 2.0}});
+  testing::write_run(dir / "o" / "run.h5", "oli", 4, {{0, "d", 0, 0.5}, {1, "d", 0, 1.0}});
+  const Analysis a = analyze_inputs({dir.path().string()}, AnalyzeOptions{});
+  const Comparison& c = a.comparisons.at(0);
+  EXPECT_EQ(c.paired.n, 2u);
+  EXPECT_FALSE(c.paired_runs.has_value());
+  EXPECT_EQ(c.paired_runs_absent,
+            "only seed 4 has matched probe pairs; a test over seeds needs at least 2");
+  ASSERT_EQ(c.seed_means.size(), 1u);
+  EXPECT_DOUBLE_EQ(c.seed_means[0].mean_diff, -0.75);
+  bool warned = false;
+  for (const auto& w : a.warnings) warned |= w.find("no run-level test") != std::string::npos;
+  EXPECT_TRUE(warned);
+}
+
+// OLI is compared with cosine and with its control cosine_matched (cosine + 0.5 at every
+// step, so oli − cosine_matched = (oli − cosine) − 0.5 on the same settled rows).
+TEST_F(AnalyzeFixture, ControlArmIsComparedWithItsOwnBaseline) {
+  testing::write_fixture_control(dir_.path(), cases_, 0.5);
+  const Analysis a = run();
+  ASSERT_EQ(a.comparisons.size(), 4u);
+  std::vector<std::pair<std::string, std::string>> order;
+  for (const auto& c : a.comparisons) order.emplace_back(c.arm, c.baseline);
+  const std::vector<std::pair<std::string, std::string>> want_order = {{"cosine_matched", "cosine"},
+                                                                       {"oli", "cosine"},
+                                                                       {"sgdr", "cosine"},
+                                                                       {"oli", "cosine_matched"}};
+  EXPECT_EQ(order, want_order);
+  EXPECT_TRUE(a.notes.empty());
+  EXPECT_EQ(a.baseline, "cosine");  // the primary baseline
+
+  const Comparison& control = a.comparisons[3];
+  const nlohmann::json n9 = stats_case(cases_, "n9_oli_like")["paired"];
+  ASSERT_EQ(control.phase_filter.size(), 1u);  // oli's own rows: its settled points
+  EXPECT_EQ(control.paired.n, 9u);
+  EXPECT_NEAR(control.paired.mean_diff, n9["mean_diff"].get<double>() - 0.5, 1e-12);
+  expect_rel(control.paired.sd_diff, n9["sd_diff"], "sd_diff");
+  ASSERT_TRUE(control.paired_runs.has_value());
+  EXPECT_NEAR(control.paired_runs->mean_diff, find(a, "oli").paired_runs->mean_diff - 0.5, 1e-12);
+  EXPECT_EQ(control.final_step, 900);
+  EXPECT_EQ(control.wins.total, 9u);
+  // cosine_matched is an arm too: against cosine every difference is 0.5.
+  EXPECT_NEAR(a.comparisons[0].paired.mean_diff, 0.5, 1e-12);
+}
+
+TEST_F(AnalyzeFixture, ControlsAreConfigured) {
+  testing::write_fixture_control(dir_.path(), cases_, 0.5);
+  // Dropped: no comparison against the control.
+  const Analysis none = run({}, {"analyze.controls.oli=[]"});
+  EXPECT_EQ(none.comparisons.size(), 3u);
+  // The control is the baseline: compared once, with a note.
+  const Analysis same =
+      analyze_inputs({dir_.path().string()}, options_with({"analyze.baseline=cosine_matched"}));
+  EXPECT_EQ(same.comparisons.size(), 3u);
+  ASSERT_EQ(same.notes.size(), 1u);
+  EXPECT_NE(same.notes[0].find("is the baseline"), std::string::npos) << same.notes[0];
+  // sgdr against two controls, one of them missing.
+  const Analysis two =
+      analyze_inputs({dir_.path().string()},
+                     options_with({"analyze.controls.sgdr=[oli, wsd]", "analyze.arms=[sgdr]"}));
+  ASSERT_EQ(two.comparisons.size(), 2u);
+  EXPECT_EQ(two.comparisons[1].arm, "sgdr");
+  EXPECT_EQ(two.comparisons[1].baseline, "oli");
+  ASSERT_EQ(two.notes.size(), 1u);
+  EXPECT_NE(two.notes[0].find("'sgdr' vs control 'wsd'"), std::string::npos) << two.notes[0];
 }
 
 TEST_F(AnalyzeFixture, UnfilteredArmPairsEveryProbe) {
@@ -202,6 +341,26 @@ TEST(AnalyzeConfig, PhaseFilterEntries) {
               options_with({"analyze.phase_filter.oli=[all, cool]"});
             }).find("'all' cannot be combined"),
             std::string::npos);
+}
+
+TEST(AnalyzeConfig, ControlsEntries) {
+  const AnalyzeOptions d = options_with({});
+  EXPECT_EQ(d.controls.at("oli"), std::vector<std::string>{"cosine_matched"});
+  EXPECT_EQ(d.controls, AnalyzeOptions{}.controls);  // the struct's default is the config's
+  const AnalyzeOptions two = options_with({"analyze.controls.sgdr=[cosine_matched, oli]"});
+  EXPECT_EQ(two.controls.at("sgdr"), (std::vector<std::string>{"cosine_matched", "oli"}));
+  EXPECT_EQ(two.controls.count("oli"), 1u);  // blocks merge key by key
+  EXPECT_EQ(options_with({"analyze.controls.oli=[]"}).controls.count("oli"), 0u);
+  const std::string self =
+      qf::test::message_of<ConfigError>([] { options_with({"analyze.controls.oli=oli"}); });
+  EXPECT_NE(self.find("analyze.controls.oli"), std::string::npos) << self;
+  EXPECT_NE(self.find("its own control"), std::string::npos) << self;
+  const std::string block =
+      qf::test::message_of<ConfigError>([] { options_with({"analyze.controls.oli={a: b}"}); });
+  EXPECT_NE(block.find("analyze.controls.oli"), std::string::npos) << block;
+  const std::string scalar =
+      qf::test::message_of<ConfigError>([] { options_with({"analyze.controls=cosine"}); });
+  EXPECT_NE(scalar.find("expected a map from arm to arm names"), std::string::npos) << scalar;
 }
 
 TEST(AnalyzeInputs, MissingAndEmptyInputsAreUsageErrors) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -70,49 +71,65 @@ void expect_png(const fs::path& p) {
   EXPECT_EQ((u(20) << 24) | (u(21) << 16) | (u(22) << 8) | u(23), 550) << p;   // height
 }
 
-// The cells of the statistics table's row of `arm` (the report's other tables start
-// with the arm too, but have fewer columns).
-std::vector<std::string> row_of(const std::string& md, const std::string& arm) {
+// The cells of the table row that starts with `lead` (cells joined by " | ") and has
+// `cells` cells: the report's tables also start with the arm, but differ in width.
+std::vector<std::string> row_of(const std::string& md, const std::string& lead, std::size_t count) {
   std::istringstream lines(md);
   for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("| " + arm + " |", 0) != 0) continue;
+    if (line.rfind("| " + lead + " |", 0) != 0) continue;
     std::vector<std::string> cells;
     std::size_t start = 2;
     for (std::size_t bar; (bar = line.find(" | ", start)) != std::string::npos; start = bar + 3) {
       cells.push_back(line.substr(start, bar - start));
     }
     cells.push_back(line.substr(start, line.size() - start - 2));
-    if (cells.size() == 14) return cells;
+    if (cells.size() == count) return cells;
   }
-  ADD_FAILURE() << "no row for " << arm << " in\n" << md;
+  ADD_FAILURE() << "no row " << lead << " in\n" << md;
   return {};
 }
 
+// analysis.json's numbers: finite ones as JSON numbers, the others as strings.
 double number(const json& j) {
-  return j.is_number() ? j.get<double>() : std::nan("");
+  if (j.is_number()) return j.get<double>();
+  if (j == "Infinity") return std::numeric_limits<double>::infinity();
+  if (j == "-Infinity") return -std::numeric_limits<double>::infinity();
+  return std::nan("");
 }
 
-// Every number of the table row equals analysis.json's value, formatted.
+// A paired-test row (cells from n on) holds the JSON's test, formatted.
+void expect_paired_cells(const std::vector<std::string>& cells, const json& p) {
+  ASSERT_EQ(cells.size(), 11u);
+  EXPECT_EQ(cells[4], std::to_string(p.at("n").get<int>()));
+  EXPECT_EQ(cells[5], format_stat(number(p.at("mean_diff"))));
+  EXPECT_EQ(cells[6], "[" + format_stat(number(p.at("ci95")[0])) + ", " +
+                          format_stat(number(p.at("ci95")[1])) + "]");
+  EXPECT_EQ(cells[7], format_stat(number(p.at("t"))));
+  EXPECT_EQ(cells[8], format_stat(number(p.at("df"))));
+  EXPECT_EQ(cells[9], format_p(number(p.at("p_two_sided"))));
+  EXPECT_EQ(cells[10], format_stat(number(p.at("cohens_dz"))));
+}
+
+// Every number of the tables' rows equals analysis.json's value, formatted.
 void expect_table_matches_json(const std::string& md, const json& analysis) {
   for (const auto& c : analysis.at("comparisons")) {
-    const auto cells = row_of(md, c.at("arm"));
-    ASSERT_EQ(cells.size(), 14u) << md;
-    const json& p = c.at("paired");
+    const std::string lead =
+        c.at("arm").get<std::string>() + " | " + c.at("baseline").get<std::string>();
+    SCOPED_TRACE(lead);
+    const std::string rows = c.at("phase_filter").empty() ? "all" : "cool:last";
+    expect_paired_cells(row_of(md, lead + " | " + rows + " | probes", 11), c.at("paired"));
+    expect_paired_cells(row_of(md, lead + " | " + rows + " | seeds", 11), c.at("paired_runs"));
     const json& w = c.at("welch_final");
-    EXPECT_EQ(cells[2], std::to_string(p.at("n").get<int>()));
-    EXPECT_EQ(cells[3], format_stat(number(p.at("mean_diff"))));
-    EXPECT_EQ(cells[4], "[" + format_stat(number(p.at("ci95")[0])) + ", " +
-                            format_stat(number(p.at("ci95")[1])) + "]");
-    EXPECT_EQ(cells[5], format_stat(number(p.at("t"))));
-    EXPECT_EQ(cells[6], format_stat(number(p.at("df"))));
-    EXPECT_EQ(cells[7], format_p(number(p.at("p_two_sided"))));
-    EXPECT_EQ(cells[8], format_stat(number(p.at("cohens_dz"))));
-    EXPECT_EQ(cells[9], std::to_string(w.at("final_step").get<int>()));
-    EXPECT_EQ(cells[10], format_stat(number(w.at("t"))));
-    EXPECT_EQ(cells[11], format_stat(number(w.at("df"))));
-    EXPECT_EQ(cells[12], format_p(number(w.at("p_two_sided"))));
-    EXPECT_EQ(cells[13], std::to_string(c.at("pairwise_wins").at("wins").get<int>()) + "/" +
-                             std::to_string(c.at("pairwise_wins").at("total").get<int>()));
+    const auto cells = row_of(md, lead, 9);
+    ASSERT_EQ(cells.size(), 9u) << md;
+    EXPECT_EQ(cells[2], std::to_string(w.at("final_step").get<int>()));
+    EXPECT_EQ(cells[3], std::to_string(w.at("n_arm").get<int>()));
+    EXPECT_EQ(cells[4], std::to_string(w.at("n_baseline").get<int>()));
+    EXPECT_EQ(cells[5], format_stat(number(w.at("t"))));
+    EXPECT_EQ(cells[6], format_stat(number(w.at("df"))));
+    EXPECT_EQ(cells[7], format_p(number(w.at("p_two_sided"))));
+    EXPECT_EQ(cells[8], std::to_string(c.at("pairwise_wins").at("wins").get<int>()) + "/" +
+                            std::to_string(c.at("pairwise_wins").at("total").get<int>()));
   }
 }
 
@@ -143,13 +160,57 @@ TEST_F(ReportCli, AuditAndExperimentWithComputedAnalysis) {
   EXPECT_NE(md.find("| segment_2 | 3000 | 7000 | 2e-05 |"), std::string::npos) << md;
   EXPECT_NE(md.find("1 failed probe row(s) left out"), std::string::npos) << md;
   EXPECT_NE(md.find("\n- second finding\n"), std::string::npos) << md;
-  // Kurtosis falls linearly while the gap rises linearly: r = -1.
-  EXPECT_NE(md.find("over 10 checkpoints: -1."), std::string::npos) << md;
+  // Kurtosis falls linearly while the gap rises linearly: r = -1; no divergence phase, so
+  // no correlation within it.
+  EXPECT_NE(md.find("over the whole trajectory r = -1 (n = 10 checkpoints); within the "
+                    "divergence phase, no divergence phase: not computed."),
+            std::string::npos)
+      << md;
   // The final probe per seed: oli seed 2 is n3_exact_small's arm[1] = 2.
   EXPECT_NE(md.find("| oli | 2 | 2 |"), std::string::npos) << md;
 
   const json analysis = json::parse(qf::test::read_file(dir_ / "rep" / "analysis.json"));
   ASSERT_EQ(analysis.at("comparisons").size(), 2u);
+  expect_table_matches_json(md, analysis);
+  // What n counts, and why the probe-level p is optimistic.
+  EXPECT_NE(md.find("probes (n = matched (seed, step) probe pairs) and seeds (n = seeds"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("Probes within one run are correlated, so the probe-level p is optimistic"),
+            std::string::npos)
+      << md;
+  // No caveat unless asked for.
+  EXPECT_EQ(md.find("Scale caveat"), std::string::npos);
+}
+
+// The fixture's OLI is lower than cosine (mean -2.02) and SGDR higher: both have the
+// paper's sign; OLI against the control cosine_matched is not in the paper. The caveat
+// opens the statistics section.
+TEST_F(ReportCli, ComparisonsInWordsAgainstThePaper) {
+  testing::write_fixture_control(dir_ / "out", testing::load_stats_cases(), -3.0);
+  const auto r = run_quantfork("report --runs out --out rep --caveat 'Scale caveat: a tiny model.'",
+                               dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string md = qf::test::read_file(dir_ / "rep" / "report.md");
+  const std::size_t stats = md.find("## Statistics\n\n> Scale caveat: a tiny model.\n");
+  ASSERT_NE(stats, std::string::npos) << md;
+  const auto line_of = [&](const std::string& lead) {
+    const std::size_t at = md.find("- **" + lead + "**", stats);
+    return at == std::string::npos ? std::string() : md.substr(at, md.find('\n', at) - at);
+  };
+  const std::string oli = line_of("oli vs cosine"), sgdr = line_of("sgdr vs cosine"),
+                    control = line_of("oli vs cosine_matched");
+  EXPECT_NE(oli.find("probe level n = 9 probe pairs, mean -2.024"), std::string::npos) << oli;
+  EXPECT_NE(oli.find("seed level n = 3 seeds, mean -2.024"), std::string::npos) << oli;
+  EXPECT_NE(oli.find("lower than cosine by 2.2 points"), std::string::npos) << oli;
+  EXPECT_NE(oli.find("The sign agrees with the paper's."), std::string::npos) << oli;
+  EXPECT_NE(sgdr.find("0/9 wins"), std::string::npos) << sgdr;
+  EXPECT_NE(sgdr.find("The sign agrees with the paper's."), std::string::npos) << sgdr;
+  // oli - cosine_matched = (oli - cosine) + 3 > 0.
+  EXPECT_NE(control.find("mean 0.976,"), std::string::npos) << control;
+  EXPECT_NE(control.find("The paper has no such comparison."), std::string::npos) << control;
+  const json analysis = json::parse(qf::test::read_file(dir_ / "rep" / "analysis.json"));
+  ASSERT_EQ(analysis.at("comparisons").size(), 4u);
   expect_table_matches_json(md, analysis);
 }
 
@@ -164,6 +225,27 @@ TEST_F(ReportCli, TableFromAnalyzeJsonIsAnalyzesTable) {
   EXPECT_FALSE(fs::exists(dir_ / "rep" / "analysis.json"));  // given, not computed
 }
 
+// An analysis.json written before the run-level test and the controls: its comparisons
+// are against the top-level baseline, and the seed level is said to be missing.
+TEST_F(ReportCli, AnalysisWithoutRunLevelFieldsStillReads) {
+  ASSERT_EQ(run_quantfork("analyze --runs out --out a.json", dir_.path()).exit_code, 0);
+  json old = json::parse(qf::test::read_file(dir_ / "a.json"));
+  old.erase("n_counts");
+  old.erase("notes");
+  for (auto& c : old.at("comparisons")) {
+    for (const char* k : {"baseline", "paired_runs", "seed_mean_diffs"}) c.erase(k);
+  }
+  qf::test::write_file(dir_ / "old.json", old.dump());
+  const auto r = run_quantfork("report --analysis old.json --out rep", dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string md = qf::test::read_file(dir_ / "rep" / "report.md");
+  EXPECT_NE(md.find("| oli | cosine | cool:last | seeds | 0 | not computed: not in this analysis "
+                    "file (written before the run-level test) |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| sgdr | cosine | 900 | 3 | 3 |"), std::string::npos) << md;
+}
+
 TEST_F(ReportCli, DivergenceIsNamed) {
   write_audit(dir_ / "audit.h5", true);
   const auto r = run_quantfork("report --audit audit.h5 --out rep", dir_.path());
@@ -174,6 +256,10 @@ TEST_F(ReportCli, DivergenceIsNamed) {
       << md;
   EXPECT_EQ(md.find("No divergence phase"), std::string::npos);
   EXPECT_NE(md.find("| divergence | 7000 | 9000 |"), std::string::npos) << md;
+  // Steps 7000-9000: kurtosis falls and the gap rises, both linearly.
+  EXPECT_NE(md.find("within the divergence phase (steps >= 7000) r = -1 (n = 3 checkpoints)"),
+            std::string::npos)
+      << md;
   expect_png(dir_ / "rep" / "audit_gap.png");
 }
 

@@ -89,6 +89,17 @@ std::pair<std::string, std::int32_t> oli_phase(std::int64_t step) {
   return {step % 300 < 60 ? "bump" : "cool", cycle};
 }
 
+// Cosine's value at a fixture step: off the fixture's points, values a phase filter must
+// keep out of oli's test; on them (oli's settled points, the final probe), the cases'.
+double cosine_value(const nlohmann::json& n9, const nlohmann::json& n3, std::int64_t seed,
+                    std::int64_t step) {
+  const auto si = static_cast<std::size_t>(seed - 1);
+  if (step == 900) return n3["baseline"][si].get<double>();
+  if (step % 300 == 299)
+    return n9["baseline"][si * 3 + static_cast<std::size_t>(step / 300)].get<double>();
+  return 30 + static_cast<double>(step) / 100 + static_cast<double>(seed);
+}
+
 bool skipped(const std::vector<Skip>& skip, const std::string& arm, std::int64_t seed,
              std::int64_t step) {
   return std::any_of(skip.begin(), skip.end(), [&](const Skip& s) {
@@ -110,12 +121,10 @@ void write_fixture_experiment(const fs::path& root, const nlohmann::json& cases,
       for (std::int64_t step : fixture_steps()) {
         const double t = static_cast<double>(step);
         const double s = static_cast<double>(seed);
-        // Off the fixture's points: values a phase filter must keep out of oli's test.
-        double cosine = 30 + t / 100 + s, value = 0;
+        const double cosine = cosine_value(n9, n3, seed, step);
+        double value = 0;
         const bool settled = step % 300 == 299;
         const auto k = static_cast<std::size_t>(step / 300);
-        if (settled) cosine = n9["baseline"][si * 3 + k].get<double>();
-        if (step == 900) cosine = n3["baseline"][si].get<double>();
         auto [phase, index] = oli_phase(step);
         if (arm == "cosine") {
           value = cosine;
@@ -136,6 +145,18 @@ void write_fixture_experiment(const fs::path& root, const nlohmann::json& cases,
       write_run(root / "fork" / arm / ("seed" + std::to_string(seed)) / "run.h5", arm, seed, probes,
                 lrs);
     }
+  }
+}
+
+void write_fixture_control(const fs::path& root, const nlohmann::json& cases, double offset) {
+  const auto n9 = stats_case(cases, "n9_oli_like"), n3 = stats_case(cases, "n3_exact_small");
+  for (std::int64_t seed = 1; seed <= 3; ++seed) {
+    std::vector<Probe> probes;
+    for (std::int64_t step : fixture_steps()) {
+      probes.push_back({step, "decay", 0, cosine_value(n9, n3, seed, step) + offset});
+    }
+    write_run(root / "fork" / "cosine_matched" / ("seed" + std::to_string(seed)) / "run.h5",
+              "cosine_matched", seed, probes);
   }
 }
 

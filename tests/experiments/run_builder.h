@@ -38,6 +38,11 @@ struct Skip {
 void write_fixture_experiment(const std::filesystem::path& root, const nlohmann::json& cases,
                               const std::vector<Skip>& skip = {});
 
+// The control arm cosine_matched of that experiment, seeds 1-3: cosine's value plus
+// `offset` at every probe step, so that oli − cosine_matched = (oli − cosine) − offset.
+void write_fixture_control(const std::filesystem::path& root, const nlohmann::json& cases,
+                           double offset);
+
 // The probe steps of that experiment, in order.
 const std::vector<std::int64_t>& fixture_steps();
 

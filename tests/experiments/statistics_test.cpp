@@ -82,6 +82,20 @@ void expect_quantile_dependent(const PairedTTest& p, const nlohmann::json& scipy
               1e-15 * std::fabs(p.ci95[0]));
 }
 
+// Every figure of a paired test against the fixture's `paired` block.
+void expect_paired_matches(const PairedTTest& p, const nlohmann::json& fp,
+                           const std::string& what) {
+  expect_matches(p.df, fp.at("df"), what + " df");
+  expect_matches(p.mean_diff, fp.at("mean_diff"), what + " mean_diff");
+  expect_matches(p.sd_diff, fp.at("sd_diff"), what + " sd_diff");
+  expect_matches(p.t, fp.at("t"), what + " t");
+  expect_matches(p.p_two_sided, fp.at("p_two_sided"), what + " p");
+  expect_matches(p.p_less, fp.at("p_less"), what + " p_less");
+  expect_matches(p.p_greater, fp.at("p_greater"), what + " p_greater");
+  expect_quantile_dependent(p, fp.at("t_ppf_0975"), fp.at("ci95"), what);
+  expect_matches(p.cohens_dz, fp.at("cohens_dz"), what + " cohens_dz");
+}
+
 std::vector<double> doubles(const nlohmann::json& j) {
   std::vector<double> out;
   for (const auto& v : j) out.push_back(v.get<double>());
@@ -105,15 +119,7 @@ TEST(Statistics, EveryScipyCaseToOneInABillion) {
     const PairedTTest p = paired_t_test(arm, baseline);
     const auto& fp = c.at("paired");
     EXPECT_EQ(p.n, fp.at("n").get<std::size_t>());
-    expect_matches(p.df, fp.at("df"), name + " paired df");
-    expect_matches(p.mean_diff, fp.at("mean_diff"), name + " mean_diff");
-    expect_matches(p.sd_diff, fp.at("sd_diff"), name + " sd_diff");
-    expect_matches(p.t, fp.at("t"), name + " paired t");
-    expect_matches(p.p_two_sided, fp.at("p_two_sided"), name + " paired p");
-    expect_matches(p.p_less, fp.at("p_less"), name + " paired p_less");
-    expect_matches(p.p_greater, fp.at("p_greater"), name + " paired p_greater");
-    expect_quantile_dependent(p, fp.at("t_ppf_0975"), fp.at("ci95"), name);
-    expect_matches(p.cohens_dz, fp.at("cohens_dz"), name + " cohens_dz");
+    expect_paired_matches(p, fp, name + " paired");
 
     const TwoSampleTTest w = welch_t_test(arm, baseline);
     const auto& fw = c.at("welch");
@@ -210,6 +216,105 @@ TEST(Statistics, PairwiseWinsCountLowerArmValues) {
   EXPECT_EQ(some.ties, 1u);  // 2 == 2
   EXPECT_EQ(some.total, 9u);
   EXPECT_EQ(pairwise_wins({1, 2}, {3}).total, 2u);
+}
+
+// The run-level test with every seed's differences averaged to a scipy case's d_s, from
+// unbalanced seeds (1, 2 or 3 pairs whose offsets cancel), must be scipy's paired test of
+// that case: ttest_rel over seeds, n = seeds. Pooling the pairs instead would not be.
+TEST(Statistics, ClusteredTestOverSeedMeansIsScipysPairedTest) {
+  QF_REQUIRE_FIXTURE("stats/ttests.json");
+  const std::vector<std::vector<double>> offsets = {{0}, {0.5, -0.5}, {0.5, -0.25, -0.25}};
+  int checked = 0;
+  for (const auto& c : cases()) {
+    const std::string name = c.at("name");
+    const auto& fp = c.at("paired");
+    // The degenerate cases rest on exact zeros that the offsets' rounding would perturb
+    // (their handling is the paired test's, checked above); the case near 1e6 loses the
+    // offsets' low bits to cancellation.
+    if (!fp.at("t").is_number() || name == "n8_large_offset") continue;
+    SCOPED_TRACE(name);
+    const auto arm = doubles(c.at("arm")), baseline = doubles(c.at("baseline"));
+    std::vector<double> a, b;
+    std::vector<std::int64_t> seed;
+    for (std::size_t s = 0; s < arm.size(); ++s) {
+      for (double o : offsets[s % 3]) {
+        a.push_back(arm[s] + o);
+        b.push_back(baseline[s]);
+        seed.push_back(static_cast<std::int64_t>(s) + 1);
+      }
+    }
+    std::vector<ClusterMean> means;
+    const PairedTTest p = clustered_paired_t_test(a, b, seed, &means);
+    EXPECT_EQ(p.n, arm.size());
+    ASSERT_EQ(means.size(), arm.size());
+    EXPECT_EQ(means[1].cluster, 2);
+    EXPECT_EQ(means[1].pairs, 2u);
+    EXPECT_NEAR(means[1].mean_diff, arm[1] - baseline[1], 1e-12 * std::fabs(arm[1]));
+    expect_paired_matches(p, fp, name + " over seeds");
+    // The same pairs pooled are another test (n counts pairs).
+    EXPECT_EQ(paired_t_test(a, b).n, a.size());
+    ++checked;
+  }
+  EXPECT_GE(checked, 10);
+}
+
+// method.md's definition, literally: the paired t-test (ttest_rel) of the seeds' mean arm
+// values against their mean baseline values is the clustered test.
+TEST(Statistics, ClusteredTestIsThePairedTestOfPerSeedMeans) {
+  const std::vector<double> arm = {3.1, 2.9, 3.4, 1.0, 1.5, 2.2, 2.0, 2.6};
+  const std::vector<double> base = {4.0, 3.5, 3.6, 2.0, 2.1, 2.0, 3.3, 3.0};
+  const std::vector<std::int64_t> seed = {7, 7, 7, 2, 2, 5, 5, 5};
+  std::vector<ClusterMean> means;
+  const PairedTTest p = clustered_paired_t_test(arm, base, seed, &means);
+  // Seeds ascending: 2 (rows 3-4), 5 (rows 5-7), 7 (rows 0-2).
+  const std::vector<double> arm_means = {(1.0 + 1.5) / 2, (2.2 + 2.0 + 2.6) / 3,
+                                         (3.1 + 2.9 + 3.4) / 3};
+  const std::vector<double> base_means = {(2.0 + 2.1) / 2, (2.0 + 3.3 + 3.0) / 3,
+                                          (4.0 + 3.5 + 3.6) / 3};
+  const PairedTTest q = paired_t_test(arm_means, base_means);
+  ASSERT_EQ(means.size(), 3u);
+  EXPECT_EQ(means[0].cluster, 2);
+  EXPECT_EQ(means[2].cluster, 7);
+  EXPECT_EQ(means[1].pairs, 3u);
+  EXPECT_EQ(p.n, 3u);
+  EXPECT_EQ(p.df, 2);
+  for (const auto& [got, want] : {std::pair{p.mean_diff, q.mean_diff},
+                                  {p.sd_diff, q.sd_diff},
+                                  {p.t, q.t},
+                                  {p.p_two_sided, q.p_two_sided},
+                                  {p.ci95[0], q.ci95[0]},
+                                  {p.ci95[1], q.ci95[1]},
+                                  {p.cohens_dz, q.cohens_dz}}) {
+    EXPECT_NEAR(got, want, 1e-12 * std::fabs(want));
+  }
+  EXPECT_NE(qf::test::message_of<Error>([] {
+              clustered_paired_t_test({1, 2}, {1, 2}, {1});
+            }).find("equal length"),
+            std::string::npos);
+}
+
+// Three seeds worked out by hand, with the t(2) distribution in closed form
+// (F(t) = 1/2 + t / (2 sqrt(t^2 + 2)), quantile (2p - 1) / sqrt(2p(1 - p))), so the
+// check does not lean on Boost: seed means -2, -1, -1.5 from 2, 1 and 3 pairs.
+TEST(Statistics, ClusteredTestHandWorked) {
+  const PairedTTest p =
+      clustered_paired_t_test({0, -2, 4, 1, 0.5, 0}, {1, 1, 5, 2, 2, 2}, {1, 1, 2, 3, 3, 3});
+  EXPECT_EQ(p.n, 3u);
+  EXPECT_DOUBLE_EQ(p.mean_diff, -1.5);
+  EXPECT_DOUBLE_EQ(p.sd_diff, 0.5);
+  const double t = -1.5 / (0.5 / std::sqrt(3.0));  // -sqrt(27)
+  EXPECT_NEAR(p.t, t, 1e-14);
+  EXPECT_NEAR(p.p_two_sided, 1 - std::sqrt(27.0 / 29.0), 1e-14);
+  const double q = 0.95 / std::sqrt(2 * 0.975 * 0.025);
+  EXPECT_NEAR(p.ci95[0], -1.5 - q * 0.5 / std::sqrt(3.0), 1e-12);
+  EXPECT_NEAR(p.ci95[1], -1.5 + q * 0.5 / std::sqrt(3.0), 1e-12);
+  EXPECT_DOUBLE_EQ(p.cohens_dz, -3.0);
+
+  // One seed: the paired test of one value, undefined as scipy's is.
+  const PairedTTest one = clustered_paired_t_test({1, 2}, {2, 4}, {4, 4});
+  EXPECT_EQ(one.n, 1u);
+  EXPECT_DOUBLE_EQ(one.mean_diff, -1.5);
+  EXPECT_TRUE(std::isnan(one.t) && std::isnan(one.p_two_sided));
 }
 
 TEST(Statistics, PearsonR) {
