@@ -15,8 +15,8 @@ using testing::build;
 using testing::config_error_of;
 using ::testing::HasSubstr;
 
-const char* const kBuiltins[] = {"constant", "cosine", "oli",    "onecycle", "pythia_cosine",
-                                 "sequence", "sgdr",   "warmup", "wsd"};
+const char* const kBuiltins[] = {"constant",      "cosine",   "matched_mean", "oli",    "onecycle",
+                                 "pythia_cosine", "sequence", "sgdr",         "warmup", "wsd"};
 
 TEST(Registry, EveryBuiltinIsRegisteredAndListed) {
   // Nothing in this binary refers to the built-in classes: they are here only because
