@@ -119,8 +119,7 @@ std::vector<Arm> read_arms(const Config& cfg, const std::string& key, const YAML
       }
     }
     arm.schedule =
-        schedules::make_schedule(arms[i]["schedule"], k + ".schedule",
-                                 [&cfg](const std::string& key) { return cfg.where(key); });
+        schedules::make_schedule(arms[i]["schedule"], k + ".schedule", schedules::locator_for(cfg));
     arm.schedule_block = YAML::Clone(arms[i]["schedule"]);
     arm.overrides = arms[i]["set"] ? YAML::Clone(arms[i]["set"]) : YAML::Node(YAML::NodeType::Map);
     if (!arm.overrides.IsMap()) {
@@ -247,8 +246,7 @@ ExperimentPlan plan_experiment(const Config& cfg) {
   YAML::Node continuation = cfg.node("experiment.continuation");
   bind_to_base(continuation, "experiment.continuation", cfg, plan, std::nullopt);
   plan.continuation_lr =
-      schedules::make_schedule(continuation, "experiment.continuation",
-                               [&cfg](const std::string& k) { return cfg.where(k); })
+      schedules::make_schedule(continuation, "experiment.continuation", schedules::locator_for(cfg))
           ->lr(0);
   YAML::Node arms = cfg.node("experiment.arms");
   bind_to_base(arms, "experiment.arms", cfg, plan, plan.continuation_lr);

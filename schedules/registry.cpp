@@ -69,8 +69,12 @@ SchedulePtr make_schedule(const YAML::Node& block, const std::string& key, const
   return type->make(Params(type->name, type->params, block, key, locate));
 }
 
+Locator locator_for(const Config& cfg) {
+  return [&cfg](const std::string& k) { return cfg.where(k); };
+}
+
 SchedulePtr make_schedule(const Config& cfg, const std::string& key) {
-  return make_schedule(cfg.node(key), key, [&cfg](const std::string& k) { return cfg.where(k); });
+  return make_schedule(cfg.node(key), key, locator_for(cfg));
 }
 
 std::string describe_schedules() {

@@ -55,6 +55,9 @@ struct ScheduleRegistration {
 // Builds the schedule configured at `key` (a Block field such as "schedule") of `cfg`;
 // messages name the keys inside the block with the file and line that set them.
 SchedulePtr make_schedule(const Config& cfg, const std::string& key);
+// The locator that names a key of `cfg` with its origin, for a block taken out of `cfg`
+// and changed before it is built (the fork binds its arms to the base first).
+Locator locator_for(const Config& cfg);
 // Builds a schedule from a YAML block; `key` is its dotted name for messages and `where`
 // names a key with its origin (default: just the key).
 SchedulePtr make_schedule(const YAML::Node& block, const std::string& key,
