@@ -13,7 +13,9 @@
 //   bookkeeping: what Trainer::run does after each update besides checkpoints, on a real
 //          Trainer (a tiny model) and its run.h5: the /train row appended (and flushed),
 //          the phase-boundary check, on_step of an at_steps hook that never fires, the
-//          progress line's fields and Progress::update (to /dev/null); and the row alone.
+//          progress line's fields and Progress::update (to /dev/null), the TensorBoard
+//          row (log.tensorboard, core/run_events.h); the run.h5 row alone; the TensorBoard
+//          row alone.
 //          (run.h5's step_time_s covers only Trainer::train_step, so it cannot show this.)
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -30,6 +32,7 @@
 
 #include "core/config.h"
 #include "core/progress.h"
+#include "core/run_events.h"
 #include "core/run_file.h"
 #include "data/batches.h"
 #include "data/indexed_dataset_writer.h"
@@ -167,7 +170,7 @@ int main(int argc, char** argv) {
 
   // Per-update bookkeeping of Trainer::run, `updates` times, on a real Trainer (a tiny
   // model, so that building it costs nothing) and its run.h5.
-  std::vector<double> bookkeeping_us, append_only_us;
+  std::vector<double> bookkeeping_us, append_only_us, tensorboard_only_us;
   {
     const fs::path tiny = scratch / "tiny";
     fs::create_directories(tiny);
@@ -194,7 +197,7 @@ int main(int argc, char** argv) {
     qf::train::declare_train_config(schema);
     qf::ConfigLoader loader(schema);
     loader.add_text("run: {dir: run}\nmodel: {config: tiny_config.json}\n"
-                    "train: {steps: " + std::to_string(2 * updates) + ", seq_len: 16, threads: " +
+                    "train: {steps: " + std::to_string(3 * updates) + ", seq_len: 16, threads: " +
                         std::to_string(threads) + "}\ndata: {dataset: tokens}\n",
                     "checkpoint_bench", tiny);
     const qf::Config config = loader.resolve();
@@ -207,8 +210,8 @@ int main(int argc, char** argv) {
     FILE* devnull = std::fopen("/dev/null", "w");
     qf::Progress progress("train", updates, "step", devnull);
     const auto& schedule = trainer.schedule();
-    for (int round = 0; round < 2; ++round) {
-      const bool full = round == 0;
+    for (int round = 0; round < 3; ++round) {
+      const bool full = round == 0, tensorboard_only = round == 2;
       const auto t0 = Clock::now();
       for (int s = 0; s < updates; ++s) {
         const int64_t step = static_cast<int64_t>(round) * updates + s;
@@ -220,8 +223,13 @@ int main(int argc, char** argv) {
         row.grad_norm = 1.5f;
         row.step_time_s = 7.0f;
         row.tokens_per_s = 2048 / 7.0f;
+        if (tensorboard_only) {
+          qf::log_train_row(*trainer.events(), row);
+          continue;
+        }
         run_file.append_train(row);
         if (!full) continue;
+        qf::log_train_row(*trainer.events(), row);
         qf::train::StepInfo info;
         info.step = step;
         info.phase = schedule.phase(step);
@@ -236,7 +244,8 @@ int main(int argc, char** argv) {
         progress.update(s + 1, {{"loss", loss}, {"lr", lr}, {"gnorm", gn},
                                 {"tok/s", qf::format_rate(2048 / 7.0)}});
       }
-      (full ? bookkeeping_us : append_only_us).push_back(1e6 * seconds_since(t0) / updates);
+      (full ? bookkeeping_us : tensorboard_only ? tensorboard_only_us : append_only_us)
+          .push_back(1e6 * seconds_since(t0) / updates);
     }
     progress.finish();
     std::fclose(devnull);
@@ -248,10 +257,12 @@ int main(int argc, char** argv) {
       "\"save_s\": %s, \"load_warm_s\": %s, \"load_cold_s\": %s, \"model_bytes\": %ju, "
       "\"trainer_state_bytes\": %ju, \"checkpoint_bytes\": %ju, \"rss_before_mb\": %ld, "
       "\"peak_rss_mb\": %ld, \"updates\": %d, \"bookkeeping_us_per_update\": %s, "
-      "\"append_train_us_per_update\": %s, \"torch\": \"%s\"}\n",
+      "\"append_train_us_per_update\": %s, \"tensorboard_row_us_per_update\": %s, "
+      "\"torch\": \"%s\"}\n",
       a["size"].c_str(), threads, static_cast<long long>(model->config().num_parameters()),
       json_list(save_s).c_str(), json_list(load_warm_s).c_str(), json_list(load_cold_s).c_str(),
       model_bytes, state_bytes, total_bytes, rss_before_mb, rss_after_checkpoints_mb, updates,
-      json_list(bookkeeping_us).c_str(), json_list(append_only_us).c_str(), TORCH_VERSION);
+      json_list(bookkeeping_us).c_str(), json_list(append_only_us).c_str(),
+      json_list(tensorboard_only_us).c_str(), TORCH_VERSION);
   return 0;
 }

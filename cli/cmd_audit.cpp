@@ -8,7 +8,9 @@
 #include "cli/command.h"
 #include "cli/probe_cli.h"
 #include "core/errors.h"
+#include "core/run_events.h"
 #include "quant_probe/audit.h"
+#include "quant_probe/gptq_config.h"
 
 namespace fs = std::filesystem;
 
@@ -18,7 +20,8 @@ int run_audit(const std::vector<std::string>& args) {
   ArgParser parser(
       "audit", "--out FILE.h5 --eval PREFIX [options] CHECKPOINT_DIR_OR_GLOB...",
       "Probes every checkpoint (Hugging Face directories named stepN, or see "
-      "audit.step_pattern / audit.step_map) in step order into FILE.h5 (quantfork.audit/1), "
+      "audit.step_pattern / audit.step_map) in step order into FILE.h5 (quantfork.audit/2) "
+      "and its scalars into TensorBoard event files in tb/<name>/ beside it, "
       "then fits the phases of the INT4 gap and prints them. Resumable: run it again with the "
       "same output and the checkpoints already probed are skipped. A checkpoint that cannot "
       "be probed is logged and recorded as failed (audit.on_error: skip), or stops the audit "
@@ -33,9 +36,10 @@ int run_audit(const std::vector<std::string>& args) {
   ConfigSchema schema;
   quant::declare_probe_config(schema);
   quant::declare_audit_config(schema);
+  declare_tensorboard_config(schema);
   Config cfg;
   if (!load_config(parser, schema, cfg, "", "", probe_shortcuts(parser))) return 0;
-  const quant::AuditOptions options = quant::audit_options(cfg);
+  quant::AuditOptions options = quant::audit_options(cfg);
   const fs::path out = parser.get("out");
 
   if (parser.has("phases-only")) {
@@ -55,7 +59,15 @@ int run_audit(const std::vector<std::string>& args) {
   spdlog::info("audit: {} checkpoint(s), steps {} to {}, {} x {} evaluation tokens -> {}",
                checkpoints.size(), checkpoints.front().step, checkpoints.back().step,
                windows.size(0), windows.size(1), out.string());
-  const quant::AuditSummary s = quant::run_audit(checkpoints, windows, probe, options, out, cfg);
+  // Beside the audit file, as a run's are beside its run.h5: OUT_DIR/tb/<name>/.
+  std::unique_ptr<EventLog> events;
+  if (cfg.get_bool("log.tensorboard")) {
+    events = open_tensorboard_log(out.parent_path() / "tb" / out.stem(), std::nullopt);
+    options.events = events.get();
+  }
+  const at::Tensor calibration = quant::load_probe_calibration(cfg);
+  const quant::AuditSummary s =
+      quant::run_audit(checkpoints, windows, probe, options, out, cfg, calibration);
   std::cout << "probed " << s.probed << ", already in the file " << s.already_done << ", failed "
             << s.failed << "\n"
             << quant::format_phases(s.phases);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/dtype_option.h"
 #include "core/errors.h"
 #include "core/torch/tensor_io.h"
 #include "model/hf_checkpoint.h"
@@ -50,14 +51,6 @@ at::Tensor read_ids(const std::string& path) {
       .view({static_cast<std::int64_t>(rows), static_cast<std::int64_t>(cols)});
 }
 
-at::ScalarType parse_dtype(const std::string& name) {
-  if (name == "float32") return at::kFloat;
-  if (name == "bfloat16") return at::kBFloat16;
-  if (name == "float16") return at::kHalf;
-  throw UsageError("quantfork logits: --dtype '" + name +
-                   "': expected float32, bfloat16 or float16");
-}
-
 }  // namespace
 
 int run_logits(const std::vector<std::string>& args) {
@@ -74,7 +67,7 @@ int run_logits(const std::vector<std::string>& args) {
       .option("dtype", "TYPE", "compute in float32, bfloat16 or float16", "float32")
       .option("device", "DEVICE", "cpu, cuda, cuda:1, ...", "cpu");
   if (!parser.parse(args)) return 0;
-  const at::ScalarType dtype = parse_dtype(parser.get("dtype"));
+  const at::ScalarType dtype = parse_weight_dtype("logits", parser.get("dtype"));
   const std::string device_name = parser.get("device");
   at::Device device = at::kCPU;
   try {

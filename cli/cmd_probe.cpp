@@ -12,6 +12,7 @@
 #include "core/errors.h"
 #include "core/run_file.h"
 #include "quant_probe/audit.h"
+#include "quant_probe/gptq_config.h"
 #include "quant_probe/probe_report.h"
 
 namespace fs = std::filesystem;
@@ -55,7 +56,7 @@ int run_probe(const std::vector<std::string>& args) {
       "INT8 (probe.int8_scheme, default int8_sym_channel), the gaps in percent, and per "
       "quantized tensor its excess kurtosis, relative quantization errors, grid residual and "
       "share of outlier-set groups. Prints a table; --json writes the numbers as JSON "
-      "('-': to stdout instead of the table); --out writes a quantfork.audit/1 file with "
+      "('-': to stdout instead of the table); --out writes a quantfork.audit/2 file with "
       "this one row (and /tensors).");
   parser.option("model", "DIR", "Hugging Face GPT-NeoX checkpoint directory")
       .option("json", "FILE", "write the result as JSON ('-' for stdout)")
@@ -85,7 +86,8 @@ int run_probe(const std::vector<std::string>& args) {
 
   const at::Tensor windows =
       quant::windows_tensor(quant::load_eval_set(quant::eval_set_options(cfg)));
-  const quant::ProbeResult result = quant::probe_checkpoint(dir, windows, options);
+  const quant::ProbeResult result =
+      quant::probe_checkpoint(dir, windows, options, quant::load_probe_calibration(cfg));
 
   const std::string json = quant::to_json(result, step).dump(1) + "\n";
   if (parser.has("json") && parser.get("json") == "-") {
@@ -106,6 +108,7 @@ int run_probe(const std::vector<std::string>& args) {
     hdf5::Table tensors =
         hdf5::Table::create(file.file(), "tensors", quant::audit_tensors_schema());
     quant::append_tensor_rows(tensors, result, step);
+    file.append_attribution(quant::to_attribution_rows(result, step));
     file.close();
   }
   return 0;

@@ -13,9 +13,11 @@ int run_logits(const std::vector<std::string>& args);
 int run_quantize(const std::vector<std::string>& args);
 int run_probe(const std::vector<std::string>& args);
 int run_audit(const std::vector<std::string>& args);
+int run_average(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_experiment(const std::vector<std::string>& args);
 int run_demo(const std::vector<std::string>& args);
+int run_status(const std::vector<std::string>& args);
 #endif
 
 const std::vector<Command>& commands() {
@@ -34,9 +36,11 @@ const std::vector<Command>& commands() {
       {"probe", "FP32 / INT4 / INT8 perplexity, gaps and weight statistics of one checkpoint",
        run_probe},
       {"audit", "probe a trajectory of checkpoints, detect phases -> HDF5", run_audit},
+      {"average", "the uniform average (LAWA) of checkpoints -> an HF checkpoint", run_average},
       {"train", "train or continue one run from a config", run_train},
       {"experiment", "run the fork experiment (arms x seeds) from a config", run_experiment},
       {"demo", "the whole study in miniature on this machine, no downloads", run_demo},
+      {"status", "where the runs of a run, experiment or sweep directory stand", run_status},
 #endif
   };
   return table;

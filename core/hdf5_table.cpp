@@ -191,6 +191,13 @@ std::size_t RowLayout::index_of(std::string_view name) const {
   throw Error(label_ + ": no column '" + std::string(name) + "'");
 }
 
+bool RowLayout::has(std::string_view name) const {
+  for (const auto& c : schema_) {
+    if (c.name == name) return true;
+  }
+  return false;
+}
+
 RowBuilder::RowBuilder(std::shared_ptr<const RowLayout> layout)
     : layout_(std::move(layout)),
       bytes_(layout_->row_bytes(), 0),

@@ -53,6 +53,7 @@ class RowLayout {
   std::size_t offset(std::size_t column) const { return offsets_[column]; }
   // The index of column `name`; throws qf::Error naming the table when there is none.
   std::size_t index_of(std::string_view name) const;
+  bool has(std::string_view name) const;
 
  private:
   std::string label_;
@@ -108,6 +109,7 @@ class RowSet {
  public:
   RowSet(std::shared_ptr<const RowLayout> layout, std::vector<unsigned char> bytes);
   std::size_t size() const { return size_; }
+  const RowLayout& layout() const { return *layout_; }
   // The rows in the packed layout (RowLayout), as stored.
   const std::vector<unsigned char>& packed() const { return bytes_; }
 

@@ -1,5 +1,6 @@
 #include "core/run_file.h"
 
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -25,6 +26,10 @@ struct Field {
   hdf5::Column column;
   std::function<void(hdf5::RowBuilder&, const Row&)> write;
   std::function<void(const hdf5::RowSet&, std::size_t, Row&)> read;
+  int since = 1;  // the schema version that added the column
+  // For columns added after version 1: whether a row holds a value (not NaN), which a
+  // file of an older version cannot take.
+  std::function<bool(const Row&)> holds_value;
 };
 
 template <class Row, class T, class Owner>
@@ -35,7 +40,9 @@ Field<Row> make_field(hdf5::Column column, T Owner::*member) {
           [name, member](hdf5::RowBuilder& b, const Row& r) { b.set(name, r.*member); },
           [name, member](const hdf5::RowSet& s, std::size_t i, Row& r) {
             r.*member = s.get<T>(i, name);
-          }};
+          },
+          1,
+          {}};
 }
 
 // A numeric column whose type is the member's C++ type.
@@ -53,6 +60,15 @@ Field<Row> field(const char* name, T Owner::*member) {
   } else {
     return make_field<Row>(hdf5::f8(name), member);
   }
+}
+
+// A double column added in schema version `since`; NaN in rows of older files.
+template <class Row, class Owner>
+Field<Row> added_in(int since, const char* name, double Owner::*member) {
+  Field<Row> f = field<Row>(name, member);
+  f.since = since;
+  f.holds_value = [member](const Row& r) { return !std::isnan(r.*member); };
+  return f;
 }
 
 template <class Row, class Owner>
@@ -74,7 +90,9 @@ std::vector<Field<Row>> probe_fields() {
           field<Row>("gap_int8_pct", &Row::gap_int8_pct),
           field<Row>("kurtosis_mean", &Row::kurtosis_mean),
           field<Row>("grid_residual_mean", &Row::grid_residual_mean),
-          field<Row>("tokens_evaluated", &Row::tokens_evaluated)};
+          field<Row>("tokens_evaluated", &Row::tokens_evaluated),
+          added_in<Row>(2, "ppl_int4_gptq", &Row::ppl_int4_gptq),
+          added_in<Row>(2, "gap_int4_gptq_pct", &Row::gap_int4_gptq_pct)};
 }
 
 template <class Row>
@@ -113,9 +131,16 @@ const std::vector<Field<ProbeTensorRow>>& fields_of<ProbeTensorRow>() {
 
 template <>
 const std::vector<Field<AuditRow>>& fields_of<AuditRow>() {
+  // Version 1's column order (the probe's, then lr), then the columns added since.
   static const std::vector<Field<AuditRow>> fields = [] {
-    auto f = probe_fields<AuditRow>();
+    std::vector<Field<AuditRow>> f;
+    for (auto& p : probe_fields<AuditRow>()) {
+      if (p.since == 1) f.push_back(p);
+    }
     f.push_back(field<AuditRow>("lr", &AuditRow::lr));
+    for (auto& p : probe_fields<AuditRow>()) {
+      if (p.since > 1) f.push_back(p);
+    }
     return f;
   }();
   return fields;
@@ -130,34 +155,75 @@ const std::vector<Field<PhaseRow>>& fields_of<PhaseRow>() {
   return fields;
 }
 
-template <class Row>
-const hdf5::Schema& schema_of() {
-  static const hdf5::Schema schema = [] {
-    hdf5::Schema s;
-    for (const auto& f : fields_of<Row>()) s.push_back(f.column);
-    return s;
-  }();
-  return schema;
+// The table's columns in schema version `version` (1 to kSchemaVersion).
+template <>
+const std::vector<Field<AttributionRow>>& fields_of<AttributionRow>() {
+  using R = AttributionRow;
+  static const std::vector<Field<R>> fields = {
+      field<R>("step", &R::step), text<R>("unit", &R::unit, kTensorBytes),
+      field<R>("layer", &R::layer), field<R>("gap_int4_pct", &R::gap_int4_pct),
+      field<R>("gap_int4_gptq_pct", &R::gap_int4_gptq_pct)};
+  return fields;
 }
 
+template <class Row>
+const hdf5::Schema& schema_of(int version = kSchemaVersion) {
+  static const std::vector<hdf5::Schema> schemas = [] {
+    std::vector<hdf5::Schema> by_version(kSchemaVersion + 1);
+    for (int v = 1; v <= kSchemaVersion; ++v) {
+      for (const auto& f : fields_of<Row>()) {
+        if (f.since <= v) by_version[static_cast<std::size_t>(v)].push_back(f.column);
+      }
+    }
+    return by_version;
+  }();
+  return schemas.at(static_cast<std::size_t>(version));
+}
+
+// A row in the table's own layout: columns an older file lacks are left out, and a row
+// that holds a value for one of them is refused rather than silently cut short.
 template <class Row>
 hdf5::RowBuilder to_builder(const hdf5::Table& table, const Row& row) {
   hdf5::RowBuilder b = table.row();
-  for (const auto& f : fields_of<Row>()) f.write(b, row);
+  for (const auto& f : fields_of<Row>()) {
+    if (table.layout().has(f.column.name)) {
+      f.write(b, row);
+    } else if (f.holds_value && f.holds_value(row)) {
+      throw FormatError(table.layout().label() + " was written by an older quantfork and has no "
+                        "column '" + f.column.name + "' (added in schema version " +
+                        std::to_string(f.since) + "); start a new file to log it");
+    }
+  }
   return b;
 }
 
+// Columns the rows' layout lacks (an older file's) keep the row struct's defaults.
 template <class Row>
-std::vector<Row> read_rows(const hdf5::Table& table) {
-  const hdf5::RowSet set = table.read();
+std::vector<Row> read_rows(const hdf5::RowSet& set) {
   std::vector<Row> rows(set.size());
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    for (const auto& f : fields_of<Row>()) f.read(set, i, rows[i]);
+  for (const auto& f : fields_of<Row>()) {
+    if (!set.layout().has(f.column.name)) continue;
+    for (std::size_t i = 0; i < rows.size(); ++i) f.read(set, i, rows[i]);
   }
   return rows;
 }
 
 // --- what run and audit files share: the schema tag, root attributes, /config ---
+
+// "quantfork.run" + "/2"
+std::string tag_of(const char* family, int version) {
+  return std::string(family) + "/" + std::to_string(version);
+}
+constexpr const char* kRunFamily = "quantfork.run";
+constexpr const char* kAuditFamily = "quantfork.audit";
+
+// The version of a tag of `family` this build reads, or 0.
+int version_of(const std::string& tag, const char* family) {
+  for (int v = 1; v <= kSchemaVersion; ++v) {
+    if (tag == tag_of(family, v)) return v;
+  }
+  return 0;
+}
 
 const std::pair<const char*, std::string RunAttributes::*> kStringAttributes[] = {
     {"experiment", &RunAttributes::experiment},
@@ -178,7 +244,7 @@ std::string utc_now_iso8601() {
   return text;
 }
 
-void write_header(hdf5::File& file, const char* schema, RunAttributes a,
+void write_header(hdf5::File& file, const std::string& schema, RunAttributes a,
                   const std::string& config_yaml) {
   if (a.created.empty()) a.created = utc_now_iso8601();
   if (a.version.empty()) a.version = std::string(kVersion) + " (" + kGitRevision + ")";
@@ -207,7 +273,7 @@ RunAttributes read_attributes(const hdf5::File& file) {
 // does not meet a half-made one. (A file that was there before is never touched:
 // File::create refuses it before anything is made.)
 template <class Make>
-auto create_new(const std::string& path, const char* schema, const RunAttributes& attributes,
+auto create_new(const std::string& path, const std::string& schema, const RunAttributes& attributes,
                 const std::string& config_yaml, Make&& make) {
   hdf5::File file = hdf5::File::create(path);
   try {
@@ -224,10 +290,11 @@ auto create_new(const std::string& path, const char* schema, const RunAttributes
 struct RunHeader {
   RunAttributes attributes;
   std::string config_yaml;
+  int version = kSchemaVersion;
 };
 
-std::string header_json(const RunAttributes& a, const std::string& config_yaml) {
-  nlohmann::json j = {{"schema", kRunSchema}, {"config", config_yaml}};
+std::string header_json(const RunAttributes& a, const std::string& config_yaml, int version) {
+  nlohmann::json j = {{"schema", tag_of(kRunFamily, version)}, {"config", config_yaml}};
   for (const auto& [name, member] : kStringAttributes) j["attributes"][name] = a.*member;
   for (const auto& [name, member] : kIntAttributes) j["attributes"][name] = a.*member;
   return j.dump();
@@ -237,9 +304,11 @@ RunHeader parse_header(const std::string& text, const std::string& where) {
   RunHeader h;
   try {
     const nlohmann::json j = nlohmann::json::parse(text);
-    if (j.at("schema").get<std::string>() != kRunSchema) {
+    h.version = version_of(j.at("schema").get<std::string>(), kRunFamily);
+    if (h.version == 0) {
       throw FormatError("'" + where + "' is the journal of a " + j.at("schema").get<std::string>() +
-                        " file, not of a " + kRunSchema + " file");
+                        " file, not of a " + kRunFamily + " file this build reads (up to " +
+                        kRunSchema + ")");
     }
     h.config_yaml = j.at("config").get<std::string>();
     const nlohmann::json& a = j.at("attributes");
@@ -275,8 +344,10 @@ std::size_t keep_through(std::vector<unsigned char>& packed, const hdf5::RowLayo
   return dropped;
 }
 
-hdf5::File open_tagged(const std::string& path, const char* schema, hdf5::Access access) {
-  const std::string expected = std::string(schema) + " file";
+// Opens a file of `family` (any version this build reads); `version` gets its version.
+hdf5::File open_tagged(const std::string& path, const char* family, hdf5::Access access,
+                       int& version) {
+  const std::string expected = tag_of(family, kSchemaVersion) + " file";
   hdf5::File file = hdf5::File::open(path, access, expected);
   std::optional<std::string> tag;
   try {
@@ -284,7 +355,8 @@ hdf5::File open_tagged(const std::string& path, const char* schema, hdf5::Access
   } catch (const FormatError&) {
     // Not a string: reported below like any other foreign tag.
   }
-  if (tag != schema) {
+  version = tag ? version_of(*tag, family) : 0;
+  if (version == 0) {
     throw FormatError("'" + path + "' is not a " + expected + ": its root attribute 'schema' is " +
                       (tag ? "'" + *tag + "'" : "missing or not a string"));
   }
@@ -292,11 +364,12 @@ hdf5::File open_tagged(const std::string& path, const char* schema, hdf5::Access
 }
 
 template <class Row>
-hdf5::Table open_table(const hdf5::File& file, const std::string& name, const char* schema) {
+hdf5::Table open_table(const hdf5::File& file, const std::string& name, const char* family,
+                       int version) {
   try {
-    return hdf5::Table::open(file, name, schema_of<Row>());
+    return hdf5::Table::open(file, name, schema_of<Row>(version));
   } catch (const FormatError& e) {
-    throw FormatError(std::string(e.what()) + " (expected by " + schema + ")");
+    throw FormatError(std::string(e.what()) + " (expected by " + tag_of(family, version) + ")");
   }
 }
 
@@ -317,31 +390,46 @@ const hdf5::Schema& audit_schema() {
 const hdf5::Schema& phases_schema() {
   return schema_of<PhaseRow>();
 }
+const hdf5::Schema& attribution_schema() {
+  return schema_of<AttributionRow>();
+}
 
 // --- RunFile ------------------------------------------------------------------------
 
-RunFile::RunFile(hdf5::File file, hdf5::Table train, hdf5::Table probe, hdf5::Table probe_tensors)
+RunFile::RunFile(hdf5::File file, int version, hdf5::Table train, hdf5::Table probe,
+                 hdf5::Table probe_tensors)
     : file_(std::move(file)),
+      version_(version),
       train_(std::move(train)),
       probe_(std::move(probe)),
       probe_tensors_(std::move(probe_tensors)) {}
 
 RunFile RunFile::create(const std::string& path, const RunAttributes& attributes,
                         const std::string& config_yaml) {
-  return create_new(path, kRunSchema, attributes, config_yaml, [](hdf5::File& file) {
-    auto train = hdf5::Table::create(file, "train", train_schema());
-    auto probe = hdf5::Table::create(file, "probe", probe_schema());
-    auto tensors = hdf5::Table::create(file, "probe_tensors", probe_tensors_schema());
-    return RunFile(std::move(file), std::move(train), std::move(probe), std::move(tensors));
-  });
+  return create_version(path, attributes, config_yaml, kSchemaVersion);
+}
+
+RunFile RunFile::create_version(const std::string& path, const RunAttributes& attributes,
+                                const std::string& config_yaml, int version) {
+  return create_new(
+      path, tag_of(kRunFamily, version), attributes, config_yaml, [version](hdf5::File& file) {
+        auto train = hdf5::Table::create(file, "train", schema_of<TrainRow>(version));
+        auto probe = hdf5::Table::create(file, "probe", schema_of<ProbeRow>(version));
+        auto tensors =
+            hdf5::Table::create(file, "probe_tensors", schema_of<ProbeTensorRow>(version));
+        return RunFile(std::move(file), version, std::move(train), std::move(probe),
+                       std::move(tensors));
+      });
 }
 
 RunFile RunFile::open(const std::string& path, hdf5::Access access) {
-  hdf5::File file = open_tagged(path, kRunSchema, access);
-  auto train = open_table<TrainRow>(file, "train", kRunSchema);
-  auto probe = open_table<ProbeRow>(file, "probe", kRunSchema);
-  auto tensors = open_table<ProbeTensorRow>(file, "probe_tensors", kRunSchema);
-  return RunFile(std::move(file), std::move(train), std::move(probe), std::move(tensors));
+  int version = 0;
+  hdf5::File file = open_tagged(path, kRunFamily, access, version);
+  auto train = open_table<TrainRow>(file, "train", kRunFamily, version);
+  auto probe = open_table<ProbeRow>(file, "probe", kRunFamily, version);
+  auto tensors = open_table<ProbeTensorRow>(file, "probe_tensors", kRunFamily, version);
+  return RunFile(std::move(file), version, std::move(train), std::move(probe),
+                 std::move(tensors));
 }
 
 RunFile RunFile::open_for_append(const std::string& path) {
@@ -388,7 +476,9 @@ RunFile RunFile::recover(const std::string& path, std::int64_t keep_through_step
   std::error_code ec;
   std::filesystem::remove(rebuilt, ec);
   {
-    RunFile fresh = create(rebuilt, header.attributes, header.config_yaml);
+    // The file's own schema version: the journal's rows are packed in its layout.
+    RunFile fresh =
+        create_version(rebuilt, header.attributes, header.config_yaml, header.version);
     for (auto& [kind, rows] : c.rows) {
       hdf5::Table& table = fresh.table_of_kind(kind, journal.string());
       r.dropped_rows += keep_through(rows, table.layout(), keep_through_step, journal.string());
@@ -420,7 +510,7 @@ hdf5::Table& RunFile::table_of_kind(std::uint8_t kind, const std::string& where)
 
 JournalContents RunFile::contents() const {
   JournalContents c;
-  c.header = header_json(attributes(), config_yaml());
+  c.header = header_json(attributes(), config_yaml(), version_);
   c.rows[kTrainKind] = train_.read().packed();
   c.rows[kProbeKind] = probe_.read().packed();
   c.rows[kProbeTensorsKind] = probe_tensors_.read().packed();
@@ -463,19 +553,67 @@ std::size_t RunFile::truncate_after(std::int64_t step) {
 }
 
 std::vector<TrainRow> RunFile::read_train() const {
-  return read_rows<TrainRow>(train_);
+  return read_rows<TrainRow>(train_.read());
 }
 std::vector<ProbeRow> RunFile::read_probe() const {
-  return read_rows<ProbeRow>(probe_);
+  return read_rows<ProbeRow>(probe_.read());
 }
 std::vector<ProbeTensorRow> RunFile::read_probe_tensors() const {
-  return read_rows<ProbeTensorRow>(probe_tensors_);
+  return read_rows<ProbeTensorRow>(probe_tensors_.read());
 }
 RunAttributes RunFile::attributes() const {
   return read_attributes(file_);
 }
 std::string RunFile::config_yaml() const {
   return file_.read_string("config");
+}
+
+namespace {
+
+template <class Row>
+std::shared_ptr<const hdf5::RowLayout> layout_of(const std::string& label,
+                                                 int version = kSchemaVersion) {
+  return std::make_shared<const hdf5::RowLayout>(label, schema_of<Row>(version));
+}
+
+// Journal rows packed in Row's layout of `version` (a torn record never gets here: the
+// journal reader drops it whole).
+template <class Row>
+std::vector<Row> unpack_rows(const std::vector<unsigned char>& packed, const std::string& label,
+                             int version) {
+  const auto layout = layout_of<Row>(label, version);
+  if (packed.size() % layout->row_bytes() != 0) {
+    throw FormatError(label + ": " + std::to_string(packed.size()) +
+                      " bytes, not a whole number of rows");
+  }
+  return read_rows<Row>(hdf5::RowSet(layout, packed));
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, double>> float_columns(const ProbeRow& row) {
+  const auto layout = layout_of<ProbeRow>("a /probe row");
+  hdf5::RowBuilder b(layout);
+  for (const auto& f : fields_of<ProbeRow>()) f.write(b, row);
+  const hdf5::RowSet set(layout, b.bytes());
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& c : layout->schema()) {
+    if (c.type == hdf5::ColumnType::kF4 || c.type == hdf5::ColumnType::kF8) {
+      out.emplace_back(c.name, set.double_at(0, c.name));
+    }
+  }
+  return out;
+}
+
+JournalRows read_journal_rows(const std::filesystem::path& journal) {
+  JournalContents c = RunJournal::read(journal);
+  const int version = parse_header(c.header, journal.string()).version;
+  JournalRows rows;
+  rows.train = unpack_rows<TrainRow>(c.rows[kTrainKind],
+                                     "/train rows of '" + journal.string() + "'", version);
+  rows.probe = unpack_rows<ProbeRow>(c.rows[kProbeKind],
+                                     "/probe rows of '" + journal.string() + "'", version);
+  return rows;
 }
 
 // --- AuditFile ----------------------------------------------------------------------
@@ -487,23 +625,27 @@ const std::pair<const char*, std::optional<std::int64_t> AuditLandmarks::*> kLan
     {"pre_divergence_step", &AuditLandmarks::pre_divergence_step}};
 }  // namespace
 
-AuditFile::AuditFile(hdf5::File file, hdf5::Table audit, hdf5::Table phases)
-    : file_(std::move(file)), audit_(std::move(audit)), phases_(std::move(phases)) {}
+AuditFile::AuditFile(hdf5::File file, int version, hdf5::Table audit, hdf5::Table phases)
+    : file_(std::move(file)),
+      version_(version),
+      audit_(std::move(audit)),
+      phases_(std::move(phases)) {}
 
 AuditFile AuditFile::create(const std::string& path, const RunAttributes& attributes,
                             const std::string& config_yaml) {
   return create_new(path, kAuditSchema, attributes, config_yaml, [](hdf5::File& file) {
     auto audit = hdf5::Table::create(file, "audit", audit_schema());
     auto phases = hdf5::Table::create(file, "phases", phases_schema());
-    return AuditFile(std::move(file), std::move(audit), std::move(phases));
+    return AuditFile(std::move(file), kSchemaVersion, std::move(audit), std::move(phases));
   });
 }
 
 AuditFile AuditFile::open(const std::string& path, hdf5::Access access) {
-  hdf5::File file = open_tagged(path, kAuditSchema, access);
-  auto audit = open_table<AuditRow>(file, "audit", kAuditSchema);
-  auto phases = open_table<PhaseRow>(file, "phases", kAuditSchema);
-  return AuditFile(std::move(file), std::move(audit), std::move(phases));
+  int version = 0;
+  hdf5::File file = open_tagged(path, kAuditFamily, access, version);
+  auto audit = open_table<AuditRow>(file, "audit", kAuditFamily, version);
+  auto phases = open_table<PhaseRow>(file, "phases", kAuditFamily, version);
+  return AuditFile(std::move(file), version, std::move(audit), std::move(phases));
 }
 
 AuditFile AuditFile::open_for_append(const std::string& path) {
@@ -515,6 +657,27 @@ AuditFile AuditFile::open_read_only(const std::string& path) {
 
 void AuditFile::append_audit(const AuditRow& row) {
   audit_.append(to_builder(audit_, row));
+}
+
+namespace {
+constexpr const char* kAttributionTable = "probe_attribution";
+}  // namespace
+
+void AuditFile::append_attribution(const std::vector<AttributionRow>& rows) {
+  if (rows.empty()) return;
+  hdf5::Table table = file_.contains(kAttributionTable)
+                          ? open_table<AttributionRow>(file_, kAttributionTable, kAuditFamily,
+                                                       version_)
+                          : hdf5::Table::create(file_, kAttributionTable, attribution_schema());
+  std::vector<hdf5::RowBuilder> builders;
+  for (const auto& row : rows) builders.push_back(to_builder(table, row));
+  table.append(builders);
+}
+
+std::vector<AttributionRow> AuditFile::read_attribution() const {
+  if (!file_.contains(kAttributionTable)) return {};
+  return read_rows<AttributionRow>(
+      open_table<AttributionRow>(file_, kAttributionTable, kAuditFamily, version_).read());
 }
 
 void AuditFile::write_phases(const std::vector<PhaseRow>& phases) {
@@ -536,10 +699,10 @@ std::size_t AuditFile::truncate_after(std::int64_t step) {
 }
 
 std::vector<AuditRow> AuditFile::read_audit() const {
-  return read_rows<AuditRow>(audit_);
+  return read_rows<AuditRow>(audit_.read());
 }
 std::vector<PhaseRow> AuditFile::read_phases() const {
-  return read_rows<PhaseRow>(phases_);
+  return read_rows<PhaseRow>(phases_.read());
 }
 
 std::optional<AuditLandmarks> AuditFile::landmarks() const {

@@ -1,7 +1,7 @@
 #pragma once
-// The HDF5 files quantfork writes, as code: run files (schema "quantfork.run/1", one per
-// training run) and audit files ("quantfork.audit/1", one per audited trajectory). The
-// column lists are the ones in interfaces.md; the row structs below are their single
+// The HDF5 files quantfork writes, as code: run files (schema "quantfork.run/2", one per
+// training run) and audit files ("quantfork.audit/2", one per audited trajectory). The
+// column lists are interfaces.md's (version 1) plus those added since; the row structs are their single
 // source: each member's C++ type is the column's type (int32_t i4, int64_t i8, float
 // f4, double f8, std::string a fixed-length string of kPhaseBytes or kTensorBytes).
 //
@@ -9,10 +9,12 @@
 // array with the fields in the order below; root attributes are str or int64;
 // f["config"][()] is the resolved YAML as bytes.
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/hdf5_table.h"
@@ -25,8 +27,12 @@ namespace qf {
 inline constexpr std::size_t kPhaseBytes = 32;
 inline constexpr std::size_t kTensorBytes = 64;
 
-inline constexpr const char* kRunSchema = "quantfork.run/1";
-inline constexpr const char* kAuditSchema = "quantfork.audit/1";
+// The schema tags this build writes. Version 2 added ppl_int4_gptq and gap_int4_gptq_pct
+// to /probe and /audit; files of version 1 are still read (those columns read as NaN) and
+// appended to (refused only for a row that holds a GPTQ value).
+inline constexpr int kSchemaVersion = 2;
+inline constexpr const char* kRunSchema = "quantfork.run/2";
+inline constexpr const char* kAuditSchema = "quantfork.audit/2";
 
 // /train: one row per logged step.
 struct TrainRow {
@@ -53,6 +59,9 @@ struct ProbeRow {
   double kurtosis_mean = 0;
   double grid_residual_mean = 0;
   std::int64_t tokens_evaluated = 0;
+  // Since version 2: INT4 after GPTQ (probe.gptq); NaN when it was not measured.
+  double ppl_int4_gptq = std::numeric_limits<double>::quiet_NaN();
+  double gap_int4_gptq_pct = std::numeric_limits<double>::quiet_NaN();
 };
 
 // /probe_tensors: one row per probe and quantized tensor.
@@ -70,6 +79,17 @@ struct AuditRow : ProbeRow {
   double lr = std::numeric_limits<double>::quiet_NaN();
 };
 
+// /probe_attribution (audit files, with probe.attribution): one row per probed checkpoint
+// and unit (one tensor, or one layer's tensors, quantized alone), then a row with unit
+// "sum" and layer −1 holding the sum of the units' gaps (beside /audit's joint gap).
+struct AttributionRow {
+  std::int64_t step = 0;
+  std::string unit;  // at most kTensorBytes
+  std::int64_t layer = 0;
+  double gap_int4_pct = 0;
+  double gap_int4_gptq_pct = std::numeric_limits<double>::quiet_NaN();  // NaN without GPTQ
+};
+
 // /phases: the phases detected along an audited trajectory.
 struct PhaseRow {
   std::string phase;  // at most kPhaseBytes
@@ -83,6 +103,21 @@ const hdf5::Schema& probe_schema();
 const hdf5::Schema& probe_tensors_schema();
 const hdf5::Schema& audit_schema();
 const hdf5::Schema& phases_schema();
+const hdf5::Schema& attribution_schema();
+
+// The floating-point columns of a /probe row (the measurements) as (name, value), in
+// schema order: a column added to the schema is in it without further code.
+std::vector<std::pair<std::string, double>> float_columns(const ProbeRow& row);
+
+// The /train and /probe rows of a run's journal (run.h5.journal): what a reader sees of a
+// run that is still writing run.h5, which HDF5 keeps locked while it does. Rows after a
+// resumed checkpoint are there until the resume rewrites the journal; a torn last record
+// is left out. FormatError naming the file when it is not a run journal.
+struct JournalRows {
+  std::vector<TrainRow> train;
+  std::vector<ProbeRow> probe;
+};
+JournalRows read_journal_rows(const std::filesystem::path& journal);
 
 // The root attributes both kinds of file carry (besides `schema`).
 struct RunAttributes {
@@ -154,9 +189,13 @@ class RunFile {
   const hdf5::Table& probe() const { return probe_; }
   const hdf5::Table& probe_tensors() const { return probe_tensors_; }
   void close() { file_.close(); }
+  int schema_version() const { return version_; }
 
  private:
-  RunFile(hdf5::File file, hdf5::Table train, hdf5::Table probe, hdf5::Table probe_tensors);
+  RunFile(hdf5::File file, int version, hdf5::Table train, hdf5::Table probe,
+          hdf5::Table probe_tensors);
+  static RunFile create_version(const std::string& path, const RunAttributes& attributes,
+                                const std::string& config_yaml, int version);
   static RunFile open(const std::string& path, hdf5::Access access);
   // The journal's view of this file: header and packed rows.
   JournalContents contents() const;
@@ -165,6 +204,7 @@ class RunFile {
                    const std::vector<hdf5::RowBuilder>& rows);
 
   hdf5::File file_;
+  int version_;
   hdf5::Table train_;
   hdf5::Table probe_;
   hdf5::Table probe_tensors_;
@@ -191,6 +231,8 @@ class AuditFile {
   static AuditFile open_read_only(const std::string& path);
 
   void append_audit(const AuditRow& row);
+  // /probe_attribution, created with its first rows.
+  void append_attribution(const std::vector<AttributionRow>& rows);
   // Replaces the whole /phases table: phases come from the whole trajectory at once.
   void write_phases(const std::vector<PhaseRow>& phases);
   void write_landmarks(const AuditLandmarks& landmarks);
@@ -199,6 +241,7 @@ class AuditFile {
 
   std::vector<AuditRow> read_audit() const;
   std::vector<PhaseRow> read_phases() const;
+  std::vector<AttributionRow> read_attribution() const;  // empty when there is no table
   // std::nullopt until write_landmarks() has run.
   std::optional<AuditLandmarks> landmarks() const;
   RunAttributes attributes() const;
@@ -208,12 +251,14 @@ class AuditFile {
   const hdf5::Table& audit() const { return audit_; }
   const hdf5::Table& phases() const { return phases_; }
   void close() { file_.close(); }
+  int schema_version() const { return version_; }
 
  private:
-  AuditFile(hdf5::File file, hdf5::Table audit, hdf5::Table phases);
+  AuditFile(hdf5::File file, int version, hdf5::Table audit, hdf5::Table phases);
   static AuditFile open(const std::string& path, hdf5::Access access);
 
   hdf5::File file_;
+  int version_;
   hdf5::Table audit_;
   hdf5::Table phases_;
 };

@@ -63,20 +63,6 @@ std::vector<unsigned char> record(std::uint8_t kind, const unsigned char* data, 
   return out;
 }
 
-// Writes all of `bytes` to `fd`; false (errno set) when the system refuses.
-bool write_all(int fd, const unsigned char* data, std::size_t bytes) {
-  while (bytes > 0) {
-    const ssize_t n = ::write(fd, data, bytes);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    data += n;
-    bytes -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 fs::path journal_path_for(const fs::path& run_file) {

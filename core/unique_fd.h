@@ -2,6 +2,8 @@
 // A file descriptor that closes itself: move-only, like std::unique_ptr.
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <utility>
 
 namespace qf {
@@ -31,5 +33,21 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
+
+// Writes all of `bytes` to `fd`, going on after short writes and EINTR; false (errno
+// set) when the system refuses.
+inline bool write_all(int fd, const void* data, std::size_t bytes) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  while (bytes > 0) {
+    const ssize_t n = ::write(fd, p, bytes);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += n;
+    bytes -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
 
 }  // namespace qf

@@ -6,6 +6,8 @@
 #include <set>
 
 #include "core/errors.h"
+#include "core/run_events.h"
+#include "quant_probe/gptq_config.h"
 #include "quant_probe/probe.h"
 #include "quant_probe/probe_config.h"
 #include "quant_probe/probe_report.h"
@@ -56,13 +58,17 @@ namespace {
 
 class ProbeHook : public train::TrainerHooks {
  public:
-  ProbeHook(std::vector<int64_t> steps, at::Tensor windows, quant::ProbeOptions options)
-      : steps_(steps.begin(), steps.end()), windows_(std::move(windows)), options_(options) {}
+  ProbeHook(std::vector<int64_t> steps, at::Tensor windows, at::Tensor calibration,
+            quant::ProbeOptions options)
+      : steps_(steps.begin(), steps.end()),
+        windows_(std::move(windows)),
+        calibration_(std::move(calibration)),
+        options_(options) {}
 
   void on_step(train::Trainer& t, const train::StepInfo& info) override {
     if (!steps_.count(info.step)) return;
     if (t.is_root()) {
-      const quant::ProbeResult r = quant::probe_model(t.model(), windows_, options_);
+      const quant::ProbeResult r = quant::probe_model(t.model(), windows_, options_, calibration_);
       ProbeRow row = quant::to_probe_row(r, info.step);
       row.phase = info.phase.name;
       row.phase_index = static_cast<int32_t>(info.phase.index);
@@ -70,6 +76,7 @@ class ProbeHook : public train::TrainerHooks {
         t.run_file()->append_probe(row);
         t.run_file()->append_probe_tensors(quant::to_tensor_rows(r, info.step));
       }
+      if (t.events()) log_probe_row(*t.events(), row);
       spdlog::info(
           "probe after update {} ({}): ppl fp32 {:.4f}, int4 {:.4f} ({:+.2f}%), int8 {:.4f} "
           "({:+.2f}%), {:.1f} s",
@@ -82,6 +89,7 @@ class ProbeHook : public train::TrainerHooks {
  private:
   std::set<int64_t> steps_;
   at::Tensor windows_;
+  at::Tensor calibration_;  // GPTQ's, when probe.gptq is on
   quant::ProbeOptions options_;
 };
 
@@ -91,13 +99,19 @@ std::shared_ptr<train::TrainerHooks> make_probe_hook(const Config& config,
                                                      const train::Trainer& trainer) {
   const auto steps = probe_steps(config, trainer.schedule(), trainer.options().steps);
   if (steps.empty()) return nullptr;
-  at::Tensor windows;
+  if (quant::probe_options(config).attribution != quant::AttributionUnits::none) {
+    throw ConfigError("config " + config.where("probe.attribution") +
+                      ": attribution is measured by `quantfork audit` and `quantfork probe` "
+                      "over saved checkpoints, not during training; set it to none here");
+  }
+  at::Tensor windows, calibration;
   if (trainer.is_root()) {
     windows = quant::windows_tensor(quant::load_eval_set(quant::eval_set_options(config)));
+    calibration = quant::load_probe_calibration(config);
   }
   // The probe runs where the model is (probe.device only picks where `quantfork probe`
   // loads a checkpoint).
-  return std::make_shared<ProbeHook>(steps, windows, quant::probe_options(config));
+  return std::make_shared<ProbeHook>(steps, windows, calibration, quant::probe_options(config));
 }
 
 }  // namespace qf::experiments

@@ -1,7 +1,8 @@
 #pragma once
 // The probe attached to a training run (method.md): the trainer knows nothing of it; this
 // hook measures the model after the updates of a probe plan and writes /probe and
-// /probe_tensors rows into the run's run.h5.
+// /probe_tensors rows into the run's run.h5, and the /probe row's scalars into its
+// TensorBoard log (core/run_events.h).
 //
 // The plan of a single `quantfork train` run comes from its own schedule (phase
 // boundaries and settled points when probe.at_phase_boundaries, every probe.every

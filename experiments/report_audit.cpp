@@ -30,8 +30,12 @@ std::string gap_figure(const std::vector<AuditRow>& rows, const std::vector<Phas
                        std::vector<fs::path>& figures) {
   ScratchDir scratch("quantfork-report");
   std::vector<std::vector<double>> data;
+  bool gptq = false;
   for (const auto& r : rows) {
-    if (r.step > 0) data.push_back({double(r.step), r.ppl_fp32, r.gap_int4_pct, r.gap_int8_pct});
+    if (r.step <= 0) continue;
+    data.push_back(
+        {double(r.step), r.ppl_fp32, r.gap_int4_pct, r.gap_int8_pct, r.gap_int4_gptq_pct});
+    gptq = gptq || std::isfinite(r.gap_int4_gptq_pct);
   }
   detail::write_data(scratch / "audit.dat", data);
   std::string s =
@@ -68,9 +72,56 @@ std::string gap_figure(const std::vector<AuditRow>& rows, const std::vector<Phas
        "'INT4 gap (%)', " +
        dat +
        " using 1:4 axes x1y2 with linespoints lw 2 pt 9 ps 0.5 title "
-       "'INT8 gap (%)'\n";
-  return detail::draw(s, out_dir, "audit_gap.png", "FP32 perplexity and INT4/INT8 gap against step",
+       "'INT8 gap (%)'" +
+       (gptq ? ", " + dat +
+                   " using 1:5 axes x1y2 with linespoints lw 2 dt 2 pt 4 ps 0.5 title "
+                   "'INT4 gap after GPTQ (%)'"
+             : std::string()) +
+       "\n";
+  return detail::draw(s, out_dir, "audit_gap.png",
+                      gptq ? "FP32 perplexity and INT4 (round to nearest and GPTQ) and INT8 gap "
+                             "against step"
+                           : "FP32 perplexity and INT4/INT8 gap against step",
                       figures);
+}
+
+// Whether a calibrated quantizer shows the same growth of the INT4 gap as round to
+// nearest: both gaps at the first and last checkpoints that have both, and at the
+// divergence onset when there is one.
+std::string gptq_text(const std::vector<AuditRow>& rows, const std::optional<AuditLandmarks>& marks) {
+  std::vector<const AuditRow*> both;
+  for (const auto& r : rows) {
+    if (std::isfinite(r.gap_int4_gptq_pct) && std::isfinite(r.gap_int4_pct)) both.push_back(&r);
+  }
+  if (both.empty()) return "";
+  std::string md =
+      "INT4 gap by round to nearest (the probe) and after GPTQ (calibrated on " +
+      std::string("text outside the evaluation windows), at ") + std::to_string(both.size()) +
+      " checkpoint(s):\n\n| step | RTN INT4 gap % | GPTQ INT4 gap % |\n|--:|--:|--:|\n";
+  std::vector<const AuditRow*> shown = {both.front()};
+  if (marks && marks->divergence_onset_step) {
+    for (const AuditRow* r : both) {
+      if (r->step == *marks->divergence_onset_step && r != both.front() && r != both.back())
+        shown.push_back(r);
+    }
+  }
+  if (both.back() != both.front()) shown.push_back(both.back());
+  for (const AuditRow* r : shown) {
+    md += "| " + std::to_string(r->step) + " | " + format_stat(r->gap_int4_pct, 3) + " | " +
+          format_stat(r->gap_int4_gptq_pct, 3) + " |\n";
+  }
+  md += "\n";
+  if (both.size() >= 2) {
+    const double rtn = both.back()->gap_int4_pct - both.front()->gap_int4_pct;
+    const double cal = both.back()->gap_int4_gptq_pct - both.front()->gap_int4_gptq_pct;
+    md += "From step " + std::to_string(both.front()->step) + " to " +
+          std::to_string(both.back()->step) + " the RTN gap changed by " + format_stat(rtn, 3) +
+          " points and the GPTQ gap by " + format_stat(cal, 3) +
+          " points. A collapse that GPTQ does not share is a property of round to nearest, "
+          "not of the weights alone; one it shares is not an artefact of the quantizer. "
+          "GPTQ's numbers depend on its calibration text (see the stored config).\n\n";
+  }
+  return md;
 }
 
 std::string correlation_text(const Correlation& c) {
@@ -207,6 +258,7 @@ std::string audit_section(const fs::path& audit, const fs::path& out_dir,
         (failed ? "; " + std::to_string(failed) + " failed probe row(s) left out" : "") +
         (rows.front().step == 0 ? "; step 0 is not drawn on the log axis" : "") + ".\n\n";
   md += gap_figure(rows, phases, marks, out_dir, figures);
+  md += gptq_text(rows, marks);
   md += landmarks_text(file, marks, audit.string());
   if (phases.empty()) {
     md += "No phases were fitted (too few checkpoints at or after the first fitted step).\n\n";
@@ -220,6 +272,7 @@ std::string audit_section(const fs::path& audit, const fs::path& out_dir,
     }
     md += "\n";
   }
+  md += detail::attribution_section(file.read_attribution(), rows, marks, out_dir, figures);
   return md + kurtosis_figure(rows, marks, out_dir, figures);
 }
 

@@ -2,8 +2,11 @@
 // What the report's sections share to draw their figures with gnuplot (core/gnuplot.h):
 // numeric data files and one call that runs a script into OUT/<name>.png.
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "core/run_file.h"
 
 namespace qf::experiments::detail {
 
@@ -21,5 +24,15 @@ std::string draw(const std::string& body, const std::filesystem::path& out_dir,
 // `label_y` (graph coordinates, 0 bottom, 1 top), so that markers close together stay legible.
 std::string vertical_marker(double x, const std::string& label, const std::string& color,
                             double label_y);
+
+// The audit's per-unit attribution (/probe_attribution): a heat map of each unit's INT4
+// gap against step, and the units that carry the growth of the gap after the reference
+// step (pre-divergence, else FP32 convergence, else the first), with the sum of the
+// single gaps beside the joint gap. "" when the audit has no attribution.
+std::string attribution_section(const std::vector<AttributionRow>& attribution,
+                                const std::vector<AuditRow>& rows,
+                                const std::optional<AuditLandmarks>& marks,
+                                const std::filesystem::path& out_dir,
+                                std::vector<std::filesystem::path>& figures);
 
 }  // namespace qf::experiments::detail

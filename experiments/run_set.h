@@ -1,5 +1,5 @@
 #pragma once
-// The run files of a fork experiment (interfaces.md, quantfork.run/1), found on disk and
+// The run files of a fork experiment (interfaces.md, quantfork.run/2), found on disk and
 // read into memory for the statistics and the report. An experiment writes
 // OUT/<experiment>/<arm>/seed<k>/run.h5; the arm and seed are taken from each file's
 // root attributes, not from its path, so renamed or copied runs still group correctly.
@@ -39,7 +39,7 @@ std::vector<std::filesystem::path> find_run_files(const std::vector<std::string>
 std::vector<std::string> numeric_probe_columns();
 bool is_numeric_probe_column(const std::string& name);
 
-// Reads each file (FormatError naming it when it is not a quantfork.run/1 file) with
+// Reads each file (FormatError naming it when it is not a quantfork.run file) with
 // `metric` as ProbePoint::value. A step logged twice in one file keeps its last row and
 // is reported in `warnings`. UsageError naming both files when two runs have the same
 // arm and seed.

@@ -21,7 +21,9 @@ at::Tensor norm(const Params& p, const at::Tensor& x, double eps) {
   return at::layer_norm(x, {x.size(-1)}, p->weight, p->bias, eps);
 }
 
-at::Tensor linear(const Params& p, const at::Tensor& x) {
+at::Tensor linear(const Params& p, const at::Tensor& x, const LinearInputTap* tap = nullptr,
+                  const char* name = nullptr) {
+  if (tap) (*tap)(name, x);
   return qf::linear(x, p->weight, p->bias);
 }
 
@@ -49,17 +51,19 @@ GptNeoXAttentionImpl::GptNeoXAttentionImpl(const GptNeoXConfig& c)
       dropout_(c.attention_dropout) {}
 
 at::Tensor GptNeoXAttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos,
-                                         const at::Tensor& sin) {
+                                         const at::Tensor& sin, const LinearInputTap* tap) {
   const std::int64_t b = x.size(0), t = x.size(1), d = head_dim_;
   // Fused projection, viewed per head as [q | k | v] (HF's layout), then [B, H, T, 3D]
   // without copying; rotary writes q and k out contiguous in the layout attention reads.
   const at::Tensor qkv =
-      linear(query_key_value, x).view({b, t, heads_, 3 * d}).permute({0, 2, 1, 3});
+      linear(query_key_value, x, tap, "attention.query_key_value")
+          .view({b, t, heads_, 3 * d})
+          .permute({0, 2, 1, 3});
   const auto qkv_parts = qkv.split(d, -1);  // backward: one cat, not three zero-fills
   const at::Tensor q = apply_rotary(qkv_parts[0], cos, sin);
   const at::Tensor k = apply_rotary(qkv_parts[1], cos, sin);
   const at::Tensor out = causal_attention(q, k, qkv_parts[2], is_training() ? dropout_ : 0.0);
-  return linear(dense, out.transpose(1, 2).reshape({b, t, heads_ * d}));
+  return linear(dense, out.transpose(1, 2).reshape({b, t, heads_ * d}), tap, "attention.dense");
 }
 
 GptNeoXMlpImpl::GptNeoXMlpImpl(const GptNeoXConfig& c)
@@ -71,12 +75,12 @@ GptNeoXMlpImpl::GptNeoXMlpImpl(const GptNeoXConfig& c)
           Params(at::IntArrayRef{c.hidden_size, c.intermediate_size}, c.hidden_size))),
       tanh_(c.gelu_tanh()) {}
 
-at::Tensor GptNeoXMlpImpl::forward(const at::Tensor& x) {
-  at::Tensor h = linear(dense_h_to_4h, x);
+at::Tensor GptNeoXMlpImpl::forward(const at::Tensor& x, const LinearInputTap* tap) {
+  at::Tensor h = linear(dense_h_to_4h, x, tap, "mlp.dense_h_to_4h");
   const char* approximate = tanh_ ? "tanh" : "none";
   // Without a backward nothing needs h: the activation goes in place (the same kernel).
   h = at::GradMode::is_enabled() ? at::gelu(h, approximate) : at::gelu_(h, approximate);
-  return linear(dense_4h_to_h, h);
+  return linear(dense_4h_to_h, h, tap, "mlp.dense_4h_to_h");
 }
 
 GptNeoXLayerImpl::GptNeoXLayerImpl(const GptNeoXConfig& c)
@@ -91,18 +95,18 @@ GptNeoXLayerImpl::GptNeoXLayerImpl(const GptNeoXConfig& c)
       dropout_(c.hidden_dropout) {}
 
 at::Tensor GptNeoXLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
-                                     const at::Tensor& sin) {
+                                     const at::Tensor& sin, const LinearInputTap* tap) {
   const bool train = is_training();
   const at::Tensor attn =
-      maybe_dropout(attention(norm(input_layernorm, x, eps_), cos, sin), dropout_, train);
+      maybe_dropout(attention(norm(input_layernorm, x, eps_), cos, sin, tap), dropout_, train);
   // HF's order of additions, so that the sums round as HF's do.
   if (parallel_) {
     const at::Tensor m =
-        maybe_dropout(mlp(norm(post_attention_layernorm, x, eps_)), dropout_, train);
+        maybe_dropout(mlp(norm(post_attention_layernorm, x, eps_), tap), dropout_, train);
     return m + attn + x;
   }
   const at::Tensor h = attn + x;
-  return maybe_dropout(mlp(norm(post_attention_layernorm, h, eps_)), dropout_, train) + h;
+  return maybe_dropout(mlp(norm(post_attention_layernorm, h, eps_), tap), dropout_, train) + h;
 }
 
 GptNeoXModelImpl::GptNeoXModelImpl(const GptNeoXConfig& c)

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 
 #include "model/gpt_neox_config.h"
 
@@ -20,11 +21,18 @@ class ParamsImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Params);
 
+// Sees the input of each Linear of a layer as the layer runs, named relative to the layer
+// ("attention.query_key_value", "attention.dense", "mlp.dense_h_to_4h",
+// "mlp.dense_4h_to_h"): what GPTQ's calibration hooks read (Hugging Face's forward hooks
+// on nn.Linear). The input is the tensor the Linear multiplies, [B, T, in].
+using LinearInputTap = std::function<void(const char* linear, const at::Tensor& input)>;
+
 class GptNeoXAttentionImpl : public torch::nn::Module {
  public:
   explicit GptNeoXAttentionImpl(const GptNeoXConfig& c);
   // x: [B, T, d]; cos, sin: [T, rotary_ndims] (see rotary_tables).
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                     const LinearInputTap* tap = nullptr);
 
   Params query_key_value, dense;
 
@@ -37,7 +45,7 @@ TORCH_MODULE(GptNeoXAttention);
 class GptNeoXMlpImpl : public torch::nn::Module {
  public:
   explicit GptNeoXMlpImpl(const GptNeoXConfig& c);
-  at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward(const at::Tensor& x, const LinearInputTap* tap = nullptr);
 
   Params dense_h_to_4h, dense_4h_to_h;
 
@@ -49,7 +57,9 @@ TORCH_MODULE(GptNeoXMlp);
 class GptNeoXLayerImpl : public torch::nn::Module {
  public:
   explicit GptNeoXLayerImpl(const GptNeoXConfig& c);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+  // `tap`, when given, sees each Linear's input (see LinearInputTap).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                     const LinearInputTap* tap = nullptr);
 
   Params input_layernorm, post_attention_layernorm;
   GptNeoXAttention attention;

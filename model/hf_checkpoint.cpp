@@ -176,7 +176,8 @@ LoadedModel load_hf_checkpoint(const fs::path& dir, const LoadOptions& options) 
 }
 
 void save_hf_checkpoint(GptNeoXForCausalLM& model, const fs::path& dir,
-                        std::optional<at::ScalarType> dtype) {
+                        std::optional<at::ScalarType> dtype,
+                        const std::map<std::string, std::string>& extra_metadata) {
   const at::ScalarType type = dtype.value_or(model->dtype());
   GptNeoXConfig config = model->config();
   config.torch_dtype = hf_dtype_name(type);
@@ -184,7 +185,8 @@ void save_hf_checkpoint(GptNeoXForCausalLM& model, const fs::path& dir,
   for (const auto& item : model->named_parameters()) {
     tensors.emplace_back(item.key(), item.value().detach().to(at::kCPU, type));
   }
-  const std::map<std::string, std::string> metadata = {{"format", "pt"}};
+  std::map<std::string, std::string> metadata = extra_metadata;
+  metadata["format"] = "pt";
   if (fs::exists(dir)) {
     save_safetensors(dir / kSafetensors, tensors, metadata);
     write_text_atomically(dir / "config.json", config.to_json_text());

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,11 +35,13 @@ struct LoadedModel {
 LoadedModel load_hf_checkpoint(const std::filesystem::path& dir, const LoadOptions& options = {});
 
 // Writes `dir` (created if absent) with config.json and model.safetensors in `dtype`
-// (default: the model's), HF key names, metadata {"format": "pt"}. A new directory is
+// (default: the model's), HF key names, metadata {"format": "pt"} plus `metadata` (what
+// made the weights, e.g. an average's inputs). A new directory is
 // written under a temporary name and renamed into place; an existing one has its files
 // swapped atomically in turn (weights first), so a crash never leaves a half-written file.
 void save_hf_checkpoint(GptNeoXForCausalLM& model, const std::filesystem::path& dir,
-                        std::optional<at::ScalarType> dtype = std::nullopt);
+                        std::optional<at::ScalarType> dtype = std::nullopt,
+                        const std::map<std::string, std::string>& metadata = {});
 
 // True for the buffers old transformers versions saved with Pythia (the causal mask
 // attention.bias, attention.masked_bias, attention.rotary_emb.inv_freq): not weights.

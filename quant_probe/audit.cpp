@@ -12,6 +12,8 @@
 
 #include "core/errors.h"
 #include "core/progress.h"
+#include "core/run_events.h"
+#include "quant_probe/audit_lawa.h"
 #include "quant_probe/probe_report.h"
 
 namespace fs = std::filesystem;
@@ -43,6 +45,7 @@ void declare_audit_config(ConfigSchema& s) {
                 "A checkpoint that cannot be probed: skip (log it, write a row marked failed, "
                 "go on) or stop.");
   declare_phase_config(s);
+  declare_audit_lawa_config(s);
 }
 
 AuditOptions audit_options(const Config& cfg) {
@@ -64,6 +67,7 @@ AuditOptions audit_options(const Config& cfg) {
   if (!cfg.is_null("audit.step_map")) o.step_map = cfg.get_path("audit.step_map");
   o.checkpoints = cfg.get_string_list("audit.checkpoints");
   o.phases = phase_options(cfg);
+  o.lawa_k = audit_lawa_k(cfg);
   return o;
 }
 
@@ -208,7 +212,7 @@ std::string short_number(double v, int decimals) {
 
 AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at::Tensor& windows,
                        const ProbeOptions& probe, const AuditOptions& o, const fs::path& out,
-                       const Config& config) {
+                       const Config& config, const at::Tensor& calibration) {
   const bool resume = fs::exists(out);
   AuditFile file = [&] {
     if (!resume) {
@@ -252,16 +256,21 @@ AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at
   for (std::size_t i = 0; i < todo.size(); ++i) {
     const AuditCheckpoint& c = *todo[i];
     try {
-      const ProbeResult r = probe_checkpoint(c.dir, windows, probe);
+      const ProbeResult r = probe_checkpoint(c.dir, windows, probe, calibration);
       AuditRow row;
       static_cast<ProbeRow&>(row) = to_probe_row(r, c.step);
       file.append_audit(row);
       append_tensor_rows(tensors, r, c.step);
+      file.append_attribution(to_attribution_rows(r, c.step));
+      if (o.events) log_probe_row(*o.events, row);
       ++summary.probed;
-      spdlog::info("audit: step {}: ppl fp32 {} int4 {} int8 {}, gap int4 {}% int8 {}% ({:.1f} s)",
+      spdlog::info("audit: step {}: ppl fp32 {} int4 {} int8 {}, gap int4 {}% int8 {}%{} ({:.1f} s)",
                    c.step, short_number(r.fp32.ppl, 4), short_number(r.int4.ppl, 4),
                    short_number(r.int8.ppl, 4), short_number(r.gap_int4_pct, 3),
-                   short_number(r.gap_int8_pct, 3), r.seconds);
+                   short_number(r.gap_int8_pct, 3),
+                   r.int4_gptq ? ", gptq int4 " + short_number(r.gap_int4_gptq_pct, 3) + "%"
+                               : std::string(),
+                   r.seconds);
       progress.update(
           static_cast<std::int64_t>(i + 1),
           {{"step", std::to_string(c.step)}, {"gap4", short_number(r.gap_int4_pct, 2) + "%"}});
@@ -277,6 +286,10 @@ AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at
     }
   }
   progress.finish();
+  if (o.lawa_k > 0) {
+    summary.lawa_probed = run_audit_lawa(file, checkpoints, o.lawa_k, windows, probe,
+                                         o.stop_on_error, calibration);
+  }
   summary.phases = detect_and_write_phases(file, o.phases);
   return summary;
 }

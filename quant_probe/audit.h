@@ -1,6 +1,6 @@
 #pragma once
 // The audit of a trajectory (method.md, "The audit and its phases"): probe every
-// checkpoint of a run into an audit file (schema quantfork.audit/1, core/run_file.h),
+// checkpoint of a run into an audit file (schema quantfork.audit/2, core/run_file.h),
 // then locate the phases (phases.h) and store them beside the rows.
 //
 // - Checkpoints are HF directories given as paths or glob patterns; the global step of
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/event_log.h"
 #include "core/run_file.h"
 #include "quant_probe/phases_io.h"
 #include "quant_probe/probe.h"
@@ -37,6 +38,8 @@ struct AuditOptions {
   std::optional<std::filesystem::path> step_map;
   std::vector<std::string> checkpoints;  // paths or glob patterns, besides the command line's
   PhaseOptions phases;
+  std::int64_t lawa_k = 0;  // audit.lawa.k: also probe LAWA averages (audit_lawa.h); 0 off
+  EventLog* events = nullptr;  // gets each probed row's scalars (core/run_events.h)
 };
 
 void declare_audit_config(ConfigSchema& schema);
@@ -61,13 +64,16 @@ std::optional<std::int64_t> step_from_name(const std::filesystem::path& dir,
 
 struct AuditSummary {
   std::int64_t probed = 0, already_done = 0, failed = 0;
+  std::int64_t lawa_probed = 0;  // LAWA averages probed into /audit_lawa
   PhaseReport phases;
 };
 
 // Probes into `out` (created, or reopened to resume) and writes the phases. `config` is
-// the resolved configuration, stored in the file and compared on resume.
+// the resolved configuration, stored in the file and compared on resume. `calibration`:
+// GPTQ's windows when probe.gptq is on (gptq_config.h), else undefined.
 AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at::Tensor& windows,
                        const ProbeOptions& probe, const AuditOptions& options,
-                       const std::filesystem::path& out, const Config& config);
+                       const std::filesystem::path& out, const Config& config,
+                       const at::Tensor& calibration = {});
 
 }  // namespace qf::quant

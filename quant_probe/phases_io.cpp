@@ -67,14 +67,21 @@ PhaseOptions phase_options(const Config& cfg) {
   return o;
 }
 
-std::vector<TrajectoryPoint> trajectory_points(const std::vector<AuditRow>& rows) {
-  std::map<std::int64_t, TrajectoryPoint> last_good;
+std::vector<AuditRow> last_good_rows(const std::vector<AuditRow>& rows) {
+  std::map<std::int64_t, AuditRow> last_good;
   for (const auto& row : rows) {
-    if (row.phase == kFailedProbePhase) continue;
-    last_good[row.step] = {row.step, row.ppl_fp32, row.gap_int4_pct};
+    if (row.phase != kFailedProbePhase) last_good[row.step] = row;
   }
+  std::vector<AuditRow> out;
+  for (const auto& entry : last_good) out.push_back(entry.second);
+  return out;
+}
+
+std::vector<TrajectoryPoint> trajectory_points(const std::vector<AuditRow>& rows) {
   std::vector<TrajectoryPoint> points;
-  for (const auto& [step, p] : last_good) points.push_back(p);
+  for (const auto& row : last_good_rows(rows)) {
+    points.push_back({row.step, row.ppl_fp32, row.gap_int4_pct});
+  }
   return points;
 }
 

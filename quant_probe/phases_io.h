@@ -21,7 +21,10 @@ void declare_phase_config(ConfigSchema& schema);
 // The validated options of a configuration resolved against declare_phase_config.
 PhaseOptions phase_options(const Config& config);
 
-// The points the phases are fitted to: the last good row of each step, in step order.
+// The last good row (not kFailedProbePhase) of each step, in step order: a re-probed
+// checkpoint counts once.
+std::vector<AuditRow> last_good_rows(const std::vector<AuditRow>& rows);
+// The points the phases are fitted to: those of last_good_rows.
 std::vector<TrajectoryPoint> trajectory_points(const std::vector<AuditRow>& rows);
 
 // The phases of the rows of an audit file, written back into it: /phases (the two-knot

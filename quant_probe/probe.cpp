@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -13,6 +14,7 @@
 #include "core/torch/compat.h"
 #include "core/torch/cpu_block_cache.h"
 #include "model/hf_checkpoint.h"
+#include "quant_probe/gptq_model.h"
 #include "quant_probe/quantize.h"
 
 namespace qf::quant {
@@ -28,31 +30,27 @@ std::int64_t layer_of(const std::string& name) {
   return std::regex_search(name, m, pattern) ? std::stoll(m[1]) : -1;
 }
 
-// Quantizes selected tensors in place under one scheme, a layer at a time, keeping the
-// FP32 originals of the layer being evaluated; measures each tensor the first time it is
-// quantized. Whatever is still quantized when it dies is put back.
-class InPlaceQuantizer {
+// Replaces selected tensors in place a layer at a time (by quantizing them, or with given
+// weights), keeping the FP32 originals of the layer being evaluated. Whatever is still
+// replaced when it dies is put back.
+class LayerSwapper {
  public:
-  InPlaceQuantizer(std::vector<SelectedTensor>& selected, const QuantScheme& scheme,
-                   std::vector<QuantErrorSums>& sums)
-      : selected_(selected), scheme_(scheme), sums_(sums), measured_(selected.size(), false) {
+  using Replace = std::function<void(std::size_t index, at::Tensor& param)>;
+  LayerSwapper(std::vector<SelectedTensor>& selected, Replace replace)
+      : selected_(selected), replace_(std::move(replace)) {
     for (std::size_t i = 0; i < selected.size(); ++i) by_layer_[selected[i].layer].push_back(i);
   }
-  ~InPlaceQuantizer() { restore_all(); }
-  InPlaceQuantizer(const InPlaceQuantizer&) = delete;
-  InPlaceQuantizer& operator=(const InPlaceQuantizer&) = delete;
+  ~LayerSwapper() { restore_all(); }
+  LayerSwapper(const LayerSwapper&) = delete;
+  LayerSwapper& operator=(const LayerSwapper&) = delete;
 
-  void quantize(std::int64_t layer) {
+  void replace(std::int64_t layer) {
     auto it = by_layer_.find(layer);
     if (it == by_layer_.end()) return;
     for (std::size_t i : it->second) {
       at::Tensor& p = selected_[i].param;
       saved_.emplace_back(i, p.clone());
-      const QuantErrorSums s = fake_quantize_into(p, p, scheme_, selected_[i].name);
-      if (!measured_[i]) {
-        sums_[i] = s;
-        measured_[i] = true;
-      }
+      replace_(i, p);
     }
   }
   void restore_all() {
@@ -63,9 +61,7 @@ class InPlaceQuantizer {
 
  private:
   std::vector<SelectedTensor>& selected_;
-  QuantScheme scheme_;
-  std::vector<QuantErrorSums>& sums_;
-  std::vector<bool> measured_;
+  Replace replace_;
   std::map<std::int64_t, std::vector<std::size_t>> by_layer_;
   std::vector<std::pair<std::size_t, at::Tensor>> saved_;
 };
@@ -77,22 +73,68 @@ std::int64_t weight_bytes(model::GptNeoXForCausalLM& m) {
   return bytes;
 }
 
-// One quantized evaluation; fills `sums` with each tensor's quantization sums.
-EvalResult quantized_eval(model::GptNeoXForCausalLM& m, const at::Tensor& windows,
-                          std::vector<SelectedTensor>& selected, const QuantScheme& scheme,
-                          const EvalOptions& eval, std::vector<QuantErrorSums>& sums) {
-  sums.assign(selected.size(), {});
-  InPlaceQuantizer layer_q(selected, scheme, sums);
-  InPlaceQuantizer outside_q(selected, scheme, sums);
-  outside_q.quantize(-1);  // tensors outside the layers: for the whole evaluation
+// One evaluation with selected tensors replaced a layer at a time (those outside the
+// layers for the whole evaluation).
+EvalResult swapped_eval(model::GptNeoXForCausalLM& m, const at::Tensor& windows,
+                        std::vector<SelectedTensor>& selected, const LayerSwapper::Replace& replace,
+                        const EvalOptions& eval) {
+  LayerSwapper layer_q(selected, replace);
+  LayerSwapper outside_q(selected, replace);
+  outside_q.replace(-1);
   LayerHooks hooks;
-  hooks.before = [&](std::int64_t layer) { layer_q.quantize(layer); };
+  hooks.before = [&](std::int64_t layer) { layer_q.replace(layer); };
   hooks.after = [&](std::int64_t) { layer_q.restore_all(); };
   return evaluate_layerwise(m, windows, eval, hooks);
 }
 
-double gap_pct(double quantized, double fp32) {
-  return 100.0 * (quantized - fp32) / fp32;
+// One quantized evaluation; fills `sums` with each tensor's quantization sums (measured
+// the first time each tensor is quantized).
+EvalResult quantized_eval(model::GptNeoXForCausalLM& m, const at::Tensor& windows,
+                          std::vector<SelectedTensor>& selected, const QuantScheme& scheme,
+                          const EvalOptions& eval, std::vector<QuantErrorSums>& sums) {
+  sums.assign(selected.size(), {});
+  std::vector<bool> measured(selected.size(), false);
+  return swapped_eval(
+      m, windows, selected,
+      [&](std::size_t i, at::Tensor& p) {
+        const QuantErrorSums s = fake_quantize_into(p, p, scheme, selected[i].name);
+        if (!measured[i]) {
+          sums[i] = s;
+          measured[i] = true;
+        }
+      },
+      eval);
+}
+
+// GPTQ of the selected tensors on the calibration windows, then one evaluation with its
+// weights swapped in a layer at a time.
+// Returns GPTQ's weights, in `selected`'s order.
+std::vector<at::Tensor> probe_gptq(model::GptNeoXForCausalLM& m, const at::Tensor& windows,
+                                   const at::Tensor& calibration, const ProbeOptions& o,
+                                   const EvalOptions& eval, std::vector<SelectedTensor>& selected,
+                                   ProbeResult& r) {
+  GptqModelOptions g;
+  g.gptq = *o.gptq;
+  g.include = o.include;
+  g.exclude = o.exclude;
+  const GptqModelResult q = gptq_model(m, calibration, g);
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < selected.size(); ++i) index[selected[i].name] = i;
+  std::vector<at::Tensor> weights(selected.size());
+  for (const GptqTensor& t : q.tensors) {
+    const std::size_t i = index.at(t.name);
+    weights[i] = t.result.dequantized;
+    r.tensors[i].rel_error_int4_gptq = t.rel_error_weight;
+    r.tensors[i].rel_output_error_int4_gptq = t.rel_error_output;
+  }
+  r.int4_gptq = swapped_eval(
+      m, windows, selected, [&](std::size_t i, at::Tensor& p) { p.copy_(weights[i]); }, eval);
+  r.gap_int4_gptq_pct = gap_pct(r.int4_gptq->ppl, r.fp32.ppl);
+  r.gptq_calibration_tokens = q.calibration_tokens;
+  r.gptq_seconds = q.seconds;
+  spdlog::debug("probe: GPTQ INT4 perplexity {:.6f} ({:.1f} s of GPTQ)", r.int4_gptq->ppl,
+                q.seconds);
+  return weights;
 }
 
 }  // namespace
@@ -132,10 +174,13 @@ at::Tensor windows_tensor(const data::TokenRows& rows) {
 }
 
 ProbeResult probe_model(model::GptNeoXForCausalLM& m, const at::Tensor& windows,
-                        const ProbeOptions& o) {
+                        const ProbeOptions& o, const at::Tensor& calibration) {
   if (m->dtype() != at::kFloat) {
     throw Error(std::string("the probe measures float32 perplexity; the model is ") +
                 c10::toString(m->dtype()));
+  }
+  if (o.gptq && !calibration.defined()) {
+    throw Error("probe.gptq.enabled: the probe was given no calibration windows");
   }
   const auto start = std::chrono::steady_clock::now();
   torch_compat::ScopedNoTf32 no_tf32;
@@ -192,13 +237,23 @@ ProbeResult probe_model(model::GptNeoXForCausalLM& m, const at::Tensor& windows,
   }
   r.gap_int4_pct = gap_pct(r.int4.ppl, r.fp32.ppl);
   r.gap_int8_pct = gap_pct(r.int8.ppl, r.fp32.ppl);
+  std::vector<at::Tensor> gptq_weights;
+  if (o.gptq) gptq_weights = probe_gptq(m, windows, calibration, o, eval, selected, r);
+  if (o.attribution != AttributionUnits::none) {
+    std::vector<AttributionTensor> units;
+    for (std::size_t i = 0; i < selected.size(); ++i) {
+      units.push_back({selected[i].name, selected[i].layer, selected[i].param,
+                       gptq_weights.empty() ? at::Tensor() : gptq_weights[i]});
+    }
+    r.attribution = attribute_gaps(m, windows, eval, units, o.attribution, o.int4, r.fp32.ppl);
+  }
   r.stats = aggregate(r.tensors);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
 
 ProbeResult probe_checkpoint(const std::filesystem::path& dir, const at::Tensor& windows,
-                             const ProbeOptions& o) {
+                             const ProbeOptions& o, const at::Tensor& calibration) {
   at::Device device = at::kCPU;
   try {
     device = at::Device(o.device);
@@ -207,7 +262,7 @@ ProbeResult probe_checkpoint(const std::filesystem::path& dir, const at::Tensor&
                       "' is not a device name (cpu, cuda, cuda:1, ...)");
   }
   model::LoadedModel loaded = model::load_hf_checkpoint(dir, {at::kFloat, device});
-  return probe_model(loaded.model, windows, o);
+  return probe_model(loaded.model, windows, o, calibration);
 }
 
 }  // namespace qf::quant

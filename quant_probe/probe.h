@@ -13,6 +13,8 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,12 @@ std::vector<SelectedTensor> select_tensors(model::GptNeoXForCausalLM& model,
 struct ProbeResult {
   EvalResult fp32, int4, int8;
   double gap_int4_pct = 0, gap_int8_pct = 0;
+  // With probe.gptq: INT4 after GPTQ (same tensors, same scheme); else unset and NaN.
+  std::optional<EvalResult> int4_gptq;
+  double gap_int4_gptq_pct = std::numeric_limits<double>::quiet_NaN();
+  std::int64_t gptq_calibration_tokens = 0;
+  double gptq_seconds = 0;
+  std::optional<Attribution> attribution;  // with probe.attribution
   std::vector<TensorStats> tensors;
   CheckpointStats stats;
   std::string int4_scheme, int8_scheme;
@@ -46,14 +54,16 @@ struct ProbeResult {
 
 // `windows`: [N, T + 1] token ids (any device; moved to the model's). The model must be
 // float32 (the probe measures float32 perplexity); TF32 is off while it runs.
+// `calibration`: GPTQ's calibration windows [N', L] (gptq_config.h), needed exactly when
+// options.gptq is set.
 ProbeResult probe_model(model::GptNeoXForCausalLM& model, const at::Tensor& windows,
-                        const ProbeOptions& options);
+                        const ProbeOptions& options, const at::Tensor& calibration = {});
 
 // The evaluation set as [N, T + 1] int64 ids.
 at::Tensor windows_tensor(const data::TokenRows& rows);
 
 // Loads `dir` (HF layout) as float32 on options.device and probes it.
 ProbeResult probe_checkpoint(const std::filesystem::path& dir, const at::Tensor& windows,
-                             const ProbeOptions& options);
+                             const ProbeOptions& options, const at::Tensor& calibration = {});
 
 }  // namespace qf::quant

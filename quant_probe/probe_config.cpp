@@ -8,6 +8,7 @@
 #include "data/eval_set.h"
 #include "data/indexed_dataset.h"
 #include "data/tokenizer.h"
+#include "quant_probe/gptq_config.h"
 
 namespace qf::quant {
 
@@ -46,6 +47,11 @@ void declare_probe_config(ConfigSchema& s) {
                 "T: predicted tokens per sequence (each window holds T + 1 tokens).")
       .optional("probe.eval.start_item", FieldType::Int, "0",
                 "First item of the indexed dataset the windows start at.");
+  s.optional("probe.attribution", FieldType::String, "none",
+             "Also quantize one unit at a time, the rest float32, and log each unit's INT4 "
+             "gap (and GPTQ gap): none, tensor (each selected tensor) or layer (each layer's "
+             "selected tensors together).");
+  declare_gptq_config(s, kProbeGptqKeys, /*for_probe=*/true);
 }
 
 namespace {
@@ -90,6 +96,12 @@ ProbeOptions probe_options(const Config& cfg) {
     throw ConfigError("config " + cfg.where("probe.outlier_ratio") + ": must be between 0 and 1");
   }
   o.device = cfg.get_string("probe.device");
+  if (gptq_enabled(cfg, kProbeGptqKeys)) o.gptq = gptq_options(cfg, kProbeGptqKeys, o.int4);
+  try {
+    o.attribution = parse_attribution_units(cfg.get_string("probe.attribution"));
+  } catch (const ConfigError& e) {
+    throw ConfigError("config " + cfg.where("probe.attribution") + ": " + e.what());
+  }
   return o;
 }
 

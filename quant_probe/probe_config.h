@@ -9,6 +9,8 @@
 
 #include "core/config.h"
 #include "data/token_rows.h"
+#include "quant_probe/attribution.h"
+#include "quant_probe/gptq.h"
 #include "quant_probe/quant_scheme.h"
 
 namespace qf::quant {
@@ -28,6 +30,11 @@ struct ProbeOptions {
   double activation_memory = 0.02;
   double outlier_ratio = 0.5;  // weight_stats.h
   std::string device = "cpu";
+  // GPTQ INT4 beside round-to-nearest INT4 (probe.gptq.*), with the INT4 scheme; unset:
+  // off. Its calibration windows are passed to the probe beside the evaluation windows.
+  std::optional<GptqOptions> gptq;
+  // probe.attribution: each unit's INT4 gap alone (attribution.h).
+  AttributionUnits attribution = AttributionUnits::none;
 };
 
 // Where the evaluation tokens come from (method.md: N sequences of T + 1 tokens).

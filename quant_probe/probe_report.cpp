@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace qf::quant {
 
@@ -41,16 +42,46 @@ nlohmann::json to_json(const ProbeResult& r, std::optional<std::int64_t> step) {
   j["int8_scheme"] = r.int8_scheme;
   j["seconds"] = r.seconds;
   j["nonfinite_tensors"] = r.stats.nonfinite_tensors;
+  const bool gptq = r.int4_gptq.has_value();
+  j["ppl_int4_gptq"] = gptq ? number(r.int4_gptq->ppl) : nlohmann::json(nullptr);
+  j["loss_int4_gptq"] = gptq ? number(r.int4_gptq->loss) : nlohmann::json(nullptr);
+  j["gap_int4_gptq_pct"] = number(r.gap_int4_gptq_pct);
+  if (gptq) {
+    j["gptq_calibration_tokens"] = r.gptq_calibration_tokens;
+    j["gptq_seconds"] = r.gptq_seconds;
+  }
   nlohmann::json tensors = nlohmann::json::object();
   for (const auto& t : r.tensors) {
-    tensors[t.name] = {{"kurtosis", number(t.kurtosis)},
-                       {"rel_error_int4", number(t.rel_error_int4)},
-                       {"rel_error_int8", number(t.rel_error_int8)},
-                       {"grid_residual", number(t.grid_residual)},
-                       {"outlier_groups", number(t.outlier_groups)},
-                       {"nonfinite", t.nonfinite}};
+    nlohmann::json& e = tensors[t.name];
+    e = {{"kurtosis", number(t.kurtosis)},
+         {"rel_error_int4", number(t.rel_error_int4)},
+         {"rel_error_int8", number(t.rel_error_int8)},
+         {"grid_residual", number(t.grid_residual)},
+         {"outlier_groups", number(t.outlier_groups)},
+         {"nonfinite", t.nonfinite}};
+    if (gptq) {
+      e["rel_error_int4_gptq"] = number(t.rel_error_int4_gptq);
+      e["rel_output_error_int4_gptq"] = number(t.rel_output_error_int4_gptq);
+    }
   }
   j["tensors"] = tensors;
+  if (r.attribution) {
+    const Attribution& a = *r.attribution;
+    nlohmann::json gaps = nlohmann::json::array();
+    for (const auto& u : a.units) {
+      gaps.push_back({{"unit", u.unit},
+                      {"layer", u.layer},
+                      {"gap_int4_pct", number(u.gap_int4_pct)},
+                      {"gap_int4_gptq_pct", number(u.gap_int4_gptq_pct)}});
+    }
+    j["attribution"] = {{"units", attribution_units_name(a.units_kind)},
+                        {"sum_gap_int4_pct", number(a.sum_gap_int4_pct)},
+                        {"sum_gap_int4_gptq_pct", number(a.sum_gap_int4_gptq_pct)},
+                        {"layer_passes", a.layer_passes},
+                        {"full_pass_layers", a.full_pass_layers},
+                        {"seconds", a.seconds},
+                        {"gaps", gaps}};
+  }
   return j;
 }
 
@@ -69,6 +100,7 @@ std::string format_table(const ProbeResult& r) {
   row("FP32", "float32", r.fp32, "");
   row("INT4", r.int4_scheme, r.int4, fixed(r.gap_int4_pct, 3));
   row("INT8", r.int8_scheme, r.int8, fixed(r.gap_int8_pct, 3));
+  if (r.int4_gptq) row("GPTQ4", r.int4_scheme, *r.int4_gptq, fixed(r.gap_int4_gptq_pct, 3));
   std::snprintf(line, sizeof line, "%lld tokens evaluated in %.1f s\n\n",
                 static_cast<long long>(r.fp32.tokens), r.seconds);
   out += line;
@@ -91,6 +123,22 @@ std::string format_table(const ProbeResult& r) {
   for (const auto& name : r.stats.nonfinite_tensors) {
     out += "warning: " + name + " holds NaN/Inf weights; left out of the means\n";
   }
+  if (r.attribution) {
+    const Attribution& a = *r.attribution;
+    std::snprintf(line, sizeof line, "\n%-56s %12s %12s\n", "unit quantized alone",
+                  "INT4 gap %", "GPTQ gap %");
+    out += line;
+    for (const auto& u : a.units) {
+      std::snprintf(line, sizeof line, "%-56s %12s %12s\n", u.unit.c_str(),
+                    fixed(u.gap_int4_pct, 3).c_str(), fixed(u.gap_int4_gptq_pct, 3).c_str());
+      out += line;
+    }
+    std::snprintf(line, sizeof line, "%-56s %12s %12s\n%-56s %12s %12s\n", "sum of the units",
+                  fixed(a.sum_gap_int4_pct, 3).c_str(), fixed(a.sum_gap_int4_gptq_pct, 3).c_str(),
+                  "all together (the probe)", fixed(r.gap_int4_pct, 3).c_str(),
+                  fixed(r.gap_int4_gptq_pct, 3).c_str());
+    out += line;
+  }
   return out;
 }
 
@@ -106,7 +154,20 @@ ProbeRow to_probe_row(const ProbeResult& r, std::int64_t step) {
   row.kurtosis_mean = r.stats.kurtosis_mean;
   row.grid_residual_mean = r.stats.grid_residual_mean;
   row.tokens_evaluated = r.fp32.tokens;
+  row.ppl_int4_gptq = r.int4_gptq ? r.int4_gptq->ppl : std::numeric_limits<double>::quiet_NaN();
+  row.gap_int4_gptq_pct = r.gap_int4_gptq_pct;
   return row;
+}
+
+std::vector<AttributionRow> to_attribution_rows(const ProbeResult& r, std::int64_t step) {
+  std::vector<AttributionRow> rows;
+  if (!r.attribution) return rows;
+  for (const auto& u : r.attribution->units) {
+    rows.push_back({step, u.unit, u.layer, u.gap_int4_pct, u.gap_int4_gptq_pct});
+  }
+  rows.push_back({step, "sum", -1, r.attribution->sum_gap_int4_pct,
+                  r.attribution->sum_gap_int4_gptq_pct});
+  return rows;
 }
 
 std::vector<ProbeTensorRow> to_tensor_rows(const ProbeResult& r, std::int64_t step) {

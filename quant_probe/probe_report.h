@@ -13,9 +13,15 @@
 namespace qf::quant {
 
 // {"step", "ppl_fp32", "ppl_int4", "ppl_int8", "gap_int4_pct", "gap_int8_pct",
+//  "ppl_int4_gptq", "loss_int4_gptq", "gap_int4_gptq_pct" (null without probe.gptq;
+//  with it also "gptq_calibration_tokens", "gptq_seconds" and per tensor
+//  "rel_error_int4_gptq", "rel_output_error_int4_gptq"),
 //  "loss_fp32", "loss_int4", "loss_int8", "kurtosis_mean", "grid_residual_mean",
 //  "rel_error_int4_mean", "rel_error_int8_mean", "outlier_groups_mean",
 //  "tokens_evaluated", "int4_scheme", "int8_scheme", "seconds", "nonfinite_tensors",
+//  with probe.attribution "attribution": {"units": "tensor"|"layer", "sum_gap_int4_pct",
+//  "sum_gap_int4_gptq_pct", "layer_passes", "full_pass_layers", "seconds", "gaps":
+//  [{"unit", "layer", "gap_int4_pct", "gap_int4_gptq_pct"}]},
 //  "tensors": {NAME: {"kurtosis", "rel_error_int4", "rel_error_int8", "grid_residual",
 //  "outlier_groups", "nonfinite"}}} — probe_reference.json's keys and more. NaN is null.
 nlohmann::json to_json(const ProbeResult& result, std::optional<std::int64_t> step = std::nullopt);
@@ -24,9 +30,11 @@ nlohmann::json to_json(const ProbeResult& result, std::optional<std::int64_t> st
 std::string format_table(const ProbeResult& result);
 
 ProbeRow to_probe_row(const ProbeResult& result, std::int64_t step);
+// The /probe_attribution rows: one per unit, then "sum" (empty without attribution).
+std::vector<AttributionRow> to_attribution_rows(const ProbeResult& result, std::int64_t step);
 std::vector<ProbeTensorRow> to_tensor_rows(const ProbeResult& result, std::int64_t step);
 
-// The /tensors table of audit files (an extension of quantfork.audit/1): the columns of
+// The /tensors table of audit files (an extension of quantfork.audit/2): the columns of
 // /probe_tensors, then `outlier_groups` f8 and `nonfinite` i8.
 const hdf5::Schema& audit_tensors_schema();
 void append_tensor_rows(hdf5::Table& table, const ProbeResult& result, std::int64_t step);

@@ -1,5 +1,5 @@
 #pragma once
-// The tables `quantfork phases` fits: an audit file (quantfork.audit/1) or a CSV of a
+// The tables `quantfork phases` fits: an audit file (quantfork.audit/1 or /2) or a CSV of a
 // trajectory from any tool, as audit rows.
 //
 // A CSV has a header row naming at least the columns step, ppl_fp32 and gap_int4_pct

@@ -20,6 +20,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,9 @@ struct TensorStats {
   double rel_error_int8 = 0;  // and its INT8 scheme
   double grid_residual = 0;   // mean |w/scale − round(w/scale)|, INT4 scales
   double outlier_groups = 0;  // fraction of INT4 groups set by one outlier
+  // With GPTQ (probe.gptq): ‖W − Q‖/‖W‖ and ‖(W − Q)Xᵀ‖/‖WXᵀ‖ on its calibration inputs.
+  double rel_error_int4_gptq = std::numeric_limits<double>::quiet_NaN();
+  double rel_output_error_int4_gptq = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Unweighted means over the tensors whose statistic is finite.

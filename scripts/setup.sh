@@ -9,6 +9,7 @@ PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev libhdf5-dev libgtest-dev libgmock-dev
   libboost-math-dev nlohmann-json3-dev zlib1g-dev libpcre2-dev libutf8proc-dev libzstd-dev
   gnuplot-nox fortunes python3 python3-torch python3-numpy python3-h5py
+  libprotobuf-dev protobuf-compiler python3-protobuf
 )
 
 missing=()

@@ -3,10 +3,12 @@
 #include <sstream>
 
 #include "core/errors.h"
+#include "core/run_events.h"
 
 namespace qf::train {
 
 void declare_train_config(ConfigSchema& s) {
+  declare_tensorboard_config(s);
   s.optional("run.dir", FieldType::Path, "null",
              "Run directory (required by train; an experiment sets it per run): config.yaml, run.h5, log.txt and checkpoints/step<N>/ go here.")
       .optional("run.experiment", FieldType::String, "''", "Experiment name (run.h5 attribute).")
@@ -42,6 +44,13 @@ void declare_train_config(ConfigSchema& s) {
       .optional("train.on_nan", FieldType::String, "stop",
                 "A NaN or Inf loss or gradient norm: stop (error naming the step, no checkpoint "
                 "written) or skip (drop that update, log it, go on).")
+      .optional("train.ema.beta", FieldType::Float, "0",
+                "Keep an exponential moving average of the weights, w_avg <- beta * w_avg + "
+                "(1 - beta) * w after every train.ema.every optimizer steps (float32, on the "
+                "weights' device; saved in every checkpoint, written as run.dir/ema/ at the "
+                "end). 0: none; else in (0, 1), e.g. 0.999.")
+      .optional("train.ema.every", FieldType::Int, "1",
+                "Optimizer steps between updates of the weight average (counted over the run).")
       .optional("train.inject_nan_at_step", FieldType::Int, "-1",
                 "Testing the fault handling: make the loss of this run step NaN (-1: never).")
       .optional("train.precision", FieldType::String, "auto",
@@ -137,6 +146,7 @@ TrainOptions train_options(const Config& c) {
   o.seed = positive(c, "train.seed", 0);
   o.threads = static_cast<int>(positive(c, "train.threads", 0));
   o.log_every = positive(c, "train.log_every");
+  o.tensorboard = c.get_bool("log.tensorboard");
   const std::string on_nan = c.get_string("train.on_nan");
   if (on_nan == "stop") {
     o.on_nan = OnNonFinite::kStop;
@@ -146,6 +156,11 @@ TrainOptions train_options(const Config& c) {
     bad(c, "train.on_nan", "expected stop or skip, not '" + on_nan + "'");
   }
   o.inject_nan_at_step = c.get_int("train.inject_nan_at_step");
+  o.ema.beta = c.get_float("train.ema.beta");
+  if (!(o.ema.beta >= 0 && o.ema.beta < 1)) {
+    bad(c, "train.ema.beta", "expected 0 (off) or in (0, 1)");
+  }
+  o.ema.every = positive(c, "train.ema.every");
   const std::string precision = c.get_string("train.precision");
   if (precision == "auto") {
     o.precision = Precision::kAuto;
@@ -202,6 +217,11 @@ nlohmann::json resume_fingerprint_keys(const Config& c) {
   for (const char* key : {"optimizer.beta1", "optimizer.beta2", "optimizer.eps",
                           "optimizer.weight_decay", "optimizer.clip_norm"}) {
     keys[key] = c.get_float(key);
+  }
+  // Only when on, so that runs without an average keep the fingerprint they always had.
+  if (c.get_float("train.ema.beta") > 0) {
+    keys["train.ema.beta"] = c.get_float("train.ema.beta");
+    keys["train.ema.every"] = c.get_int("train.ema.every");
   }
   std::stringstream schedule;
   schedule << YAML::Dump(c.node("schedule"));

@@ -12,6 +12,7 @@
 
 #include "core/config.h"
 #include "train/optimizer.h"
+#include "train/weight_ema.h"
 
 namespace qf::train {
 
@@ -37,9 +38,11 @@ struct TrainOptions {
   int64_t seed = 1234;
   int threads = 0;
   int64_t log_every = 1;
+  bool tensorboard = true;  // log.tensorboard: event files in dir/tb/ (core/run_events.h)
   OnNonFinite on_nan = OnNonFinite::kStop;
   int64_t inject_nan_at_step = -1;
   Precision precision = Precision::kAuto;
+  EmaOptions ema;  // train.ema: the weight average kept during training (weight_ema.h)
   // optimizer
   AdamWOptions adamw;
   // data

@@ -15,6 +15,7 @@
 #include "core/errors.h"
 #include "core/logging.h"
 #include "core/progress.h"
+#include "core/run_events.h"
 #include "core/torch/compat.h"
 #include "model/hf_checkpoint.h"
 #include "schedules/registry.h"
@@ -130,6 +131,7 @@ Trainer::Trainer(const Config& config, TrainOptions options)
   std::vector<std::pair<std::string, at::Tensor>> named;
   for (auto& item : model_->named_parameters()) named.emplace_back(item.key(), item.value());
   optimizer_ = std::make_unique<AdamW>(named, options_.adamw);
+  if (options_.ema.enabled()) ema_ = std::make_unique<WeightEma>(named, options_.ema);
   if (!existing.empty()) resume_from(existing.back().dir.string());
   std::vector<at::Tensor> params;
   for (auto& [name, p] : named) params.push_back(p);
@@ -219,6 +221,7 @@ void Trainer::resume_from(const std::string& dir) {
     for (const auto& item : saved->named_parameters()) dst[item.key()].copy_(item.value());
   }
   optimizer_->load_state(loaded.tensors, st.optimizer_steps, dir + "/trainer_state.safetensors");
+  if (ema_) ema_->load_state(loaded.tensors, dir + "/trainer_state.safetensors");
   const auto rng = loaded.tensors.find(kRngCpu);
   if (rng == loaded.tensors.end()) {
     throw FormatError(dir + "/trainer_state.safetensors: no '" + std::string(kRngCpu) + "' state");
@@ -241,6 +244,8 @@ void Trainer::open_run_file(bool resuming) {
   if (!is_root()) return;
   const fs::path path = options_.dir / "run.h5";
   write_text_atomically(options_.dir / "config.yaml", config_.dump());
+  // Events after the step run.h5 keeps are dropped, as its rows are (a fresh start: all).
+  if (options_.tensorboard) events_ = open_tensorboard_log(options_.dir / "tb", run_steps_ - 1);
   const fs::path journal = journal_path_for(path);
   if (resuming && (fs::exists(path) || fs::exists(journal))) {
     RunRecovery r;
@@ -323,6 +328,7 @@ StepInfo Trainer::train_step(int64_t s) {
     ++skipped_;
   } else {
     optimizer_->step(info.lr);
+    if (ema_) ema_->update(optimizer_->steps_taken());
   }
   optimizer_->zero_grad();
   tokens_ += options_.global_batch * options_.seq_len;
@@ -358,6 +364,9 @@ void Trainer::write_checkpoint() {
     st.fingerprint_keys = resume_fingerprint_keys(config_);
     st.fingerprint = fingerprint_of(st.fingerprint_keys);
     auto tensors = optimizer_->state_tensors();
+    if (ema_) {
+      for (auto& t : ema_->state_tensors()) tensors.push_back(std::move(t));
+    }
     tensors.emplace_back(kRngCpu, at::detail::getDefaultCPUGenerator().get_state());
     dir = save_checkpoint(checkpoints, model_, tensors, st).string();
     std::vector<int64_t> keep = options_.keep_steps;
@@ -397,8 +406,15 @@ TrainSummary Trainer::run() {
       row.step_time_s = static_cast<float>(info.step_time_s);
       row.tokens_per_s = static_cast<float>(tokens_per_s);
       run_file_->append_train(row);
+      if (events_) log_train_row(*events_, row);
     }
     if (s == 0 || info.phase != schedule_->phase(s - 1)) {
+      if (events_) {
+        events_->text(kPhaseTag, s,
+                      info.phase.label() + " from update " + std::to_string(s) + " (global step " +
+                          std::to_string(info.global_step) + ")");
+        events_->flush();
+      }
       for (auto& h : hooks_) h->on_phase_boundary(*this, info);
     }
     for (auto& h : hooks_) h->on_step(*this, info);
@@ -420,6 +436,9 @@ TrainSummary Trainer::run() {
     }
   }
   if (progress) progress->finish();
+  if (ema_ && is_root() && run_steps_ == options_.steps) {
+    ema_->save(model_, options_.dir / "ema", base_step_ + run_steps_);
+  }
   if (run_steps_ == summary.first_step && run_file_) {
     // Nothing to do (a finished run started again): report what the run ended with.
     const auto rows = run_file_->read_train();

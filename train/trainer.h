@@ -27,12 +27,14 @@
 
 #include "core/config.h"
 #include "core/dir_lock.h"
+#include "core/event_log.h"
 #include "core/run_file.h"
 #include "data/batches.h"
 #include "model/gpt_neox.h"
 #include "schedules/lr_schedule.h"
 #include "train/optimizer.h"
 #include "train/train_config.h"
+#include "train/weight_ema.h"
 
 namespace qf::train {
 
@@ -100,10 +102,14 @@ class Trainer {
   model::GptNeoXForCausalLM& model() { return model_; }
   const schedules::LrSchedule& schedule() const { return *schedule_; }
   RunFile* run_file() { return run_file_.get(); }
+  // The TensorBoard log (log.tensorboard; core/run_events.h), null off rank 0 or when off.
+  EventLog* events() { return events_.get(); }
   DataParallel& data_parallel() { return *dp_; }
   const TrainOptions& options() const { return options_; }
   int64_t base_step() const { return base_step_; }
   int64_t run_steps_done() const { return run_steps_; }
+  // The weight average (train.ema), null when none is kept.
+  const WeightEma* ema() const { return ema_.get(); }
   bool is_root() const;
 
  private:
@@ -122,11 +128,13 @@ class Trainer {
   at::Device device_{at::kCPU};
   model::GptNeoXForCausalLM model_{nullptr};
   std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<WeightEma> ema_;
   std::unique_ptr<DataParallel> dp_;
   std::shared_ptr<const data::IndexedDataset> dataset_;
   std::unique_ptr<data::BatchReader> reader_;
   schedules::SchedulePtr schedule_;
   std::unique_ptr<RunFile> run_file_;
+  std::unique_ptr<EventLog> events_;
   std::vector<std::shared_ptr<TrainerHooks>> hooks_;
   int64_t base_step_ = 0;
   int64_t run_steps_ = 0;

@@ -75,7 +75,8 @@ import h5py, numpy as np
 
 def plain(v):
     if isinstance(v, bytes): return v.decode()
-    if isinstance(v, np.generic): return v.item()
+    if isinstance(v, np.generic): v = v.item()
+    if isinstance(v, float) and v != v: return None  # NaN: JSON has no literal for it
     return v
 
 with h5py.File(sys.argv[1], "r") as f:
@@ -146,10 +147,17 @@ TEST_F(RunFileTest, SchemasAreTheInterfaceColumns) {
       "step",         "phase",         "phase_index",        "loss_fp32",
       "ppl_fp32",     "ppl_int4",      "ppl_int8",           "gap_int4_pct",
       "gap_int8_pct", "kurtosis_mean", "grid_residual_mean", "tokens_evaluated"};
-  EXPECT_THAT(names_of(probe_schema()), ElementsAreArray(probe));
+  // interfaces.md's columns (schema version 1), then those added since, in both tables.
+  const std::vector<std::string> added = {"ppl_int4_gptq", "gap_int4_gptq_pct"};
+  std::vector<std::string> probe_now = probe;
+  probe_now.insert(probe_now.end(), added.begin(), added.end());
+  EXPECT_THAT(names_of(probe_schema()), ElementsAreArray(probe_now));
   std::vector<std::string> audit = probe;
   audit.push_back("lr");
+  audit.insert(audit.end(), added.begin(), added.end());
   EXPECT_THAT(names_of(audit_schema()), ElementsAreArray(audit));
+  EXPECT_THAT(names_of(attribution_schema()),
+              ElementsAre("step", "unit", "layer", "gap_int4_pct", "gap_int4_gptq_pct"));
   EXPECT_THAT(names_of(probe_tensors_schema()),
               ElementsAre("step", "tensor", "kurtosis", "rel_error_int4", "rel_error_int8",
                           "grid_residual"));
@@ -171,7 +179,7 @@ TEST_F(RunFileTest, H5pyReadsTheRunFileAsTheInterfaceSays) {
   ASSERT_FALSE(d.empty());
 
   const json& attrs = d["attrs"];
-  EXPECT_EQ(attrs["schema"], json({"quantfork.run/1", "str"}));
+  EXPECT_EQ(attrs["schema"], json({"quantfork.run/2", "str"}));
   EXPECT_EQ(attrs["experiment"], json({"fork", "str"}));
   EXPECT_EQ(attrs["arm"], json({"wsd", "str"}));
   EXPECT_EQ(attrs["schedule"], json({"wsd", "str"}));
@@ -196,7 +204,7 @@ TEST_F(RunFileTest, H5pyReadsTheRunFileAsTheInterfaceSays) {
   EXPECT_TRUE(probe["ndarray"].get<bool>());
   EXPECT_EQ(probe["names"], json(names_of(probe_schema())));
   EXPECT_EQ(probe["dtypes"], json({"<i8", "|S32", "<i4", "<f8", "<f8", "<f8", "<f8", "<f8", "<f8",
-                                   "<f8", "<f8", "<i8"}));
+                                   "<f8", "<f8", "<i8", "<f8", "<f8"}));
   EXPECT_EQ(probe["shape"], json::array({2}));
   EXPECT_EQ(probe["maxshape"], json::array({nullptr}));
   EXPECT_EQ(probe["chunks"], json::array({256}));
@@ -226,14 +234,18 @@ TEST_F(RunFileTest, H5pyReadsTheAuditFileAsTheInterfaceSays) {
   }
   const json d = h5py_dump(dir_, path("audit.h5"));
   ASSERT_FALSE(d.empty());
-  EXPECT_EQ(d["attrs"]["schema"], json({"quantfork.audit/1", "str"}));
+  EXPECT_EQ(d["attrs"]["schema"], json({"quantfork.audit/2", "str"}));
   EXPECT_EQ(d["attrs"]["fp32_convergence_step"], json({1200, "int64"}));
   EXPECT_EQ(d["attrs"]["divergence_onset_step"], json({-1, "int64"}));
   EXPECT_EQ(d["attrs"]["pre_divergence_step"], json({900, "int64"}));
   const json& audit = d["tables"]["audit"];
   EXPECT_EQ(audit["names"], json(names_of(audit_schema())));
   EXPECT_EQ(audit["dtypes"].back(), "<f8");
-  EXPECT_EQ(audit["rows"][0].back(), 3e-4);
+  // lr follows version 1's probe columns; the GPTQ columns (NaN here: null) come last.
+  const std::size_t lr = names_of(probe_schema()).size() - 2;
+  EXPECT_EQ(audit["names"][lr], "lr");
+  EXPECT_EQ(audit["rows"][0][lr], 3e-4);
+  EXPECT_TRUE(audit["rows"][0].back().is_null());
   const json& phases = d["tables"]["phases"];
   EXPECT_EQ(phases["dtypes"], json({"|S32", "<i8", "<i8", "<f8"}));
   EXPECT_EQ(phases["rows"], json({{"warmup", 0, 1000, -0.5}, {"stable", 1000, 5000, 0.01}}));
@@ -307,14 +319,14 @@ TEST_F(RunFileTest, TooLongTensorNameIsRefusedAndNothingIsWritten) {
 TEST_F(RunFileTest, OpeningAnotherKindOfFileNamesTheFileAndTheSchema) {
   AuditFile::create(path("audit.h5"), sample_attributes(), kYaml).close();
   EXPECT_THAT(message_of<FormatError>([&] { RunFile::open_for_append(path("audit.h5")); }),
-              AllOf(HasSubstr(path("audit.h5")), HasSubstr("not a quantfork.run/1 file"),
-                    HasSubstr("'quantfork.audit/1'")));
+              AllOf(HasSubstr(path("audit.h5")), HasSubstr("not a quantfork.run/2 file"),
+                    HasSubstr("'quantfork.audit/2'")));
   hdf5::File::create(path("plain.h5")).close();
   EXPECT_THAT(message_of<FormatError>([&] { RunFile::open_read_only(path("plain.h5")); }),
               AllOf(HasSubstr(path("plain.h5")), HasSubstr("missing")));
   test::write_file(dir_ / "text.h5", kYaml);
   EXPECT_THAT(message_of<FormatError>([&] { AuditFile::open_read_only(path("text.h5")); }),
-              AllOf(HasSubstr(path("text.h5")), HasSubstr("expected a quantfork.audit/1 file")));
+              AllOf(HasSubstr(path("text.h5")), HasSubstr("expected a quantfork.audit/2 file")));
   EXPECT_THROW(RunFile::open_for_append(path("absent.h5")), IoError);
 }
 
@@ -328,7 +340,7 @@ TEST_F(RunFileTest, ChangedColumnsAreAFormatErrorNamingTheColumn) {
   }
   EXPECT_THAT(message_of<FormatError>([&] { RunFile::open_for_append(path()); }),
               AllOf(HasSubstr(path()), HasSubstr("/train"), HasSubstr("'loss' f8"),
-                    HasSubstr("expected 'loss' f4"), HasSubstr("quantfork.run/1")));
+                    HasSubstr("expected 'loss' f4"), HasSubstr("quantfork.run/2")));
 }
 
 TEST_F(RunFileTest, CreateWhereNoFileCanBeIsAnIoErrorAndLeavesNothing) {
@@ -379,6 +391,90 @@ TEST_F(RunFileTest, AuditResumeKeepsRowsAndReplacesPhases) {
   EXPECT_EQ(phases[0].phase, "warmup");
   EXPECT_EQ(phases[1].end_step, 2000);
   EXPECT_EQ(phases[1].slope, 0.5);
+}
+
+}  // namespace
+}  // namespace qf
+
+namespace qf {
+namespace {
+
+// A file of schema version 1 (before the GPTQ columns), made column by column as that
+// version wrote it: still read, its missing columns NaN, and still appended to.
+TEST(RunFileVersions, Version1FilesAreReadAndAppendedWithoutTheNewColumns) {
+  test::TempDir dir;
+  const std::string p = (dir / "v1.h5").string();
+  hdf5::Schema v1_probe;
+  for (const auto& c : probe_schema()) {
+    if (c.name != "ppl_int4_gptq" && c.name != "gap_int4_gptq_pct") v1_probe.push_back(c);
+  }
+  ASSERT_EQ(v1_probe.size() + 2, probe_schema().size());
+  {
+    hdf5::File f = hdf5::File::create(p);
+    f.set_string_attribute("schema", "quantfork.run/1");
+    for (const char* name : {"experiment", "arm", "schedule", "base_checkpoint", "created",
+                             "version"}) {
+      f.set_string_attribute(name, "x");
+    }
+    f.set_int_attribute("seed", 1);
+    f.set_int_attribute("start_step", 0);
+    f.write_string("config", "a: 1\n");
+    hdf5::Table::create(f, "train", train_schema());
+    hdf5::Table probe = hdf5::Table::create(f, "probe", v1_probe);
+    hdf5::Table::create(f, "probe_tensors", probe_tensors_schema());
+    hdf5::RowBuilder b = probe.row();
+    for (const auto& c : v1_probe) {
+      if (c.type == hdf5::ColumnType::kString) {
+        b.set(c.name, std::string("stable"));
+      } else if (c.type == hdf5::ColumnType::kF8 || c.type == hdf5::ColumnType::kF4) {
+        b.set(c.name, 2.5);
+      } else {
+        b.set(c.name, std::int64_t{100});
+      }
+    }
+    probe.append(b);
+  }
+  RunFile f = RunFile::open_for_append(p);
+  EXPECT_EQ(f.schema_version(), 1);
+  ProbeRow row;
+  row.step = 200;
+  row.ppl_fp32 = 3;
+  f.append_probe(row);  // no GPTQ value: fits the old columns
+  row.step = 300;
+  row.ppl_int4_gptq = 3.1;
+  try {
+    f.append_probe(row);
+    FAIL() << "a GPTQ value was dropped silently";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("ppl_int4_gptq"), std::string::npos) << e.what();
+  }
+  const std::vector<ProbeRow> rows = f.read_probe();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].step, 100);
+  EXPECT_EQ(rows[0].ppl_fp32, 2.5);
+  EXPECT_TRUE(std::isnan(rows[0].ppl_int4_gptq));
+  EXPECT_TRUE(std::isnan(rows[1].gap_int4_gptq_pct));
+  EXPECT_EQ(rows[1].step, 200);
+}
+
+TEST(RunFileVersions, NewFilesCarryTheGptqColumns) {
+  test::TempDir dir;
+  const std::string p = (dir / "v2.h5").string();
+  {
+    RunFile f = RunFile::create(p, {}, "a: 1\n");
+    EXPECT_EQ(f.schema_version(), kSchemaVersion);
+    ProbeRow row;
+    row.step = 5;
+    row.ppl_int4_gptq = 4.25;
+    row.gap_int4_gptq_pct = 0.5;
+    f.append_probe(row);
+  }
+  const auto rows = RunFile::open_read_only(p).read_probe();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].ppl_int4_gptq, 4.25);
+  EXPECT_EQ(rows[0].gap_int4_gptq_pct, 0.5);
+  EXPECT_EQ(AuditFile::create((dir / "a.h5").string(), {}, "a: 1\n").audit().schema().back().name,
+            "gap_int4_gptq_pct");
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ using qf::test::run_quantfork;
 
 // A small audited trajectory: the gap creeps up while FP32 perplexity falls, and the
 // phase detection found no divergence (as on fixtures/trajectory).
-void write_audit(const fs::path& file, bool diverged) {
+void write_audit(const fs::path& file, bool diverged, bool gptq = false) {
   AuditFile audit = AuditFile::create(file.string(), RunAttributes{}, "audit: {}\n");
   const std::int64_t steps[] = {0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000};
   for (std::size_t i = 0; i < std::size(steps); ++i) {
@@ -35,6 +35,10 @@ void write_audit(const fs::path& file, bool diverged) {
     r.kurtosis_mean = 3.0 - 0.1 * static_cast<double>(i);
     r.ppl_int4 = r.ppl_fp32 * (1 + r.gap_int4_pct / 100);
     r.ppl_int8 = r.ppl_fp32 * (1 + r.gap_int8_pct / 100);
+    if (gptq) {
+      r.gap_int4_gptq_pct = 0.1 + 0.01 * static_cast<double>(i);
+      r.ppl_int4_gptq = r.ppl_fp32 * (1 + r.gap_int4_gptq_pct / 100);
+    }
     audit.append_audit(r);
   }
   AuditRow failed;
@@ -246,6 +250,26 @@ TEST_F(ReportCli, AnalysisWithoutRunLevelFieldsStillReads) {
   EXPECT_NE(md.find("| sgdr | cosine | 900 | 3 | 3 |"), std::string::npos) << md;
 }
 
+// With GPTQ columns the gap figure draws the calibrated gap too and the text sets the two
+// side by side, at the ends and at the divergence onset.
+TEST_F(ReportCli, GptqGapIsShownBesideTheRoundToNearestGap) {
+  write_audit(dir_ / "audit.h5", true, /*gptq=*/true);
+  const auto r = run_quantfork("report --audit audit.h5 --out rep", dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string md = qf::test::read_file(dir_ / "rep" / "report.md");
+  EXPECT_NE(md.find("INT4 (round to nearest and GPTQ)"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 0 | 0.5 | 0.1 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 7000 | 21.5 | 0.17 |"), std::string::npos) << md;  // the onset
+  EXPECT_NE(md.find("| 9000 | 27.5 | 0.19 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("the RTN gap changed by 27 points and the GPTQ gap by 0.09 points"),
+            std::string::npos)
+      << md;
+  write_audit(dir_ / "plain.h5", true);
+  const auto p = run_quantfork("report --audit plain.h5 --out rep2", dir_.path());
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_EQ(qf::test::read_file(dir_ / "rep2" / "report.md").find("GPTQ"), std::string::npos);
+}
+
 TEST_F(ReportCli, DivergenceIsNamed) {
   write_audit(dir_ / "audit.h5", true);
   const auto r = run_quantfork("report --audit audit.h5 --out rep", dir_.path());
@@ -269,7 +293,7 @@ TEST_F(ReportCli, BadInputs) {
   testing::expect_fails("report --analysis bad.json --out rep", dir_.path(), 1,
                         {"bad.json", "'baseline'"});
   testing::expect_fails("report --audit out/fork/oli/seed1/run.h5 --out rep", dir_.path(), 1,
-                        {"quantfork.audit/1"});
+                        {"quantfork.audit/2"});
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ struct Probe {
   double gap_int4_pct = 0;  // the default metric; the other columns are derived from it
 };
 
-// Creates `file` (and its folders) as a quantfork.run/1 file of `arm` and `seed` with
+// Creates `file` (and its folders) as a quantfork.run file of `arm` and `seed` with
 // these probes and, for each (step, lr), a /train row.
 void write_run(const std::filesystem::path& file, const std::string& arm, std::int64_t seed,
                const std::vector<Probe>& probes,

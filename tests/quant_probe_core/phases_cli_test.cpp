@@ -102,6 +102,42 @@ TEST(PhasesCli, ConfigKeysAreTheAudits) {
   EXPECT_LT(nlohmann::json::parse(read_file(dir / "w.json"))["fp32_convergence_step"], 65000);
 }
 
+TEST(PhasesCli, MonitorReplaySaysWhereItWouldHaveFired) {
+  TempDir dir;
+  write_file(dir / "t.csv", trajectory_csv(true));
+  write_file(dir / "flat.csv", trajectory_csv(false));
+  const auto r = run_quantfork("phases --table t.csv --monitor-json m.json", dir.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(read_file(dir / "m.json"));
+  ASSERT_TRUE(j["first_fired_step"].is_number()) << j.dump();
+  const std::int64_t fired = j["first_fired_step"];
+  EXPECT_GT(fired, 77000);  // after the onset, not on the plateau
+  EXPECT_LE(fired, 90000);
+  EXPECT_EQ(j["readings"].size(), 154u);
+  EXPECT_EQ(j["options"]["window"], 10);
+  EXPECT_NE(r.out.find("the monitor would have fired first at step " + std::to_string(fired)),
+            std::string::npos)
+      << r.out;
+  // A threshold above the rise it fired at fires later; the flat trajectory never.
+  double rise_at_firing = 0;
+  for (const auto& reading : j["readings"]) {
+    if (reading["step"] == fired) rise_at_firing = reading["gap_rise"];
+  }
+  const auto late = run_quantfork(
+      "phases --table t.csv --monitor-json late.json "
+      "--set monitor.slope_threshold=" +
+          std::to_string(rise_at_firing + 0.05),
+      dir.path());
+  ASSERT_EQ(late.exit_code, 0) << late.err;
+  EXPECT_GT(nlohmann::json::parse(read_file(dir / "late.json"))["first_fired_step"], fired);
+  const auto flat = run_quantfork("phases --table flat.csv --monitor", dir.path());
+  ASSERT_EQ(flat.exit_code, 0) << flat.err;
+  EXPECT_NE(flat.out.find("the monitor would not have fired"), std::string::npos) << flat.out;
+  // Without --monitor, no replay.
+  EXPECT_EQ(run_quantfork("phases --table t.csv", dir.path()).out.find("divergence monitor"),
+            std::string::npos);
+}
+
 TEST(PhasesCli, BadInputExitsOneOrTwoAndSaysWhy) {
   TempDir dir;
   write_file(dir / "t.csv", trajectory_csv(true));
@@ -120,6 +156,10 @@ TEST(PhasesCli, BadInputExitsOneOrTwoAndSaysWhy) {
       {"phases --table t.csv --set audit.phases.onset_slack=-1", 2,
        "audit.phases.onset_slack must be at least 0"},
       {"phases --table t.csv --set audit.phases.nope=1", 2, "audit.phases.nope"},
+      {"phases --table t.csv --monitor --set monitor.window=2", 2,
+       "monitor.window must be at least 3"},
+      {"phases --table t.csv --monitor --set monitor.metric=ppl_int4", 2,
+       "'ppl_int4' is no gap column"},
       {"phases --table t.csv --out exists.h5", 2, "--out 'exists.h5' exists"},
       {"phases --table bad.csv", 1, "bad.csv:3: column 3 (gap_int4_pct): 'eleven' is not a number"},
       {"phases --table short.csv", 1, "short.csv:1: the header has no column 'gap_int4_pct'"},

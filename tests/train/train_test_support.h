@@ -75,6 +75,17 @@ inline std::filesystem::path write_run_config(const std::filesystem::path& dir,
   return path;
 }
 
+// A test in a fresh directory that holds make_dataset's tokens and make_model_config's
+// tiny model, for write_run_config's runs.
+class TinyRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    make_dataset(dir_.path());
+    make_model_config(dir_.path());
+  }
+  TempDir dir_;
+};
+
 inline std::vector<TrainRow> train_rows(const std::filesystem::path& run_dir) {
   return RunFile::open_read_only((run_dir / "run.h5").string()).read_train();
 }
