@@ -41,7 +41,7 @@ int run_average(const std::vector<std::string>& args) {
   // "input": the first input's stored dtype, known only once it is read.
   const bool as_input = parser.get("dtype") == "input";
   const at::ScalarType requested =
-      as_input ? at::kFloat : parse_weight_dtype("average", parser.get("dtype"));
+      as_input ? at::kFloat : parse_weight_dtype("average", parser.get("dtype"), "input");
   quant::AuditOptions find;
   find.step_pattern = parser.get("step-pattern");
   std::vector<model::AverageInput> inputs;

@@ -124,13 +124,16 @@ TEST(Attribution, TheProbeReportsEveryUnitAndTheSumBesideTheJointGap) {
   EXPECT_EQ(j["attribution"]["gaps"].size(), 2u);
 }
 
+// With GPTQ on as well: the audit of the issue, GPTQ and attribution together.
 TEST(Attribution, AuditWritesTheTableAndTheReportDrawsIt) {
   QF_REQUIRE_FIXTURE("trajectory");
   TempDir tmp;
   const auto r = run_quantfork(
       "audit --out '" + (tmp / "a.h5").string() + "' --eval '" + (trajectory() / "eval").string() +
       "' --set probe.eval.sequences=16 --set probe.eval.seq_len=128 --set probe.batch_size=16"
-      " --set probe.attribution=tensor --set log.tensorboard=false '" +
+      " --set probe.attribution=tensor --set log.tensorboard=false"
+      " --set probe.gptq.enabled=true --set probe.gptq.calibration.sequences=16"
+      " --set probe.gptq.calibration.seq_len=128 '" +
       (trajectory() / "step1000").string() + "' '" + (trajectory() / "step6000").string() + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto rows = AuditFile::open_read_only((tmp / "a.h5").string()).read_attribution();
@@ -138,12 +141,14 @@ TEST(Attribution, AuditWritesTheTableAndTheReportDrawsIt) {
   EXPECT_EQ(rows[8].unit, "sum");
   EXPECT_EQ(rows[8].layer, -1);
   EXPECT_EQ(rows[9].step, 6000);
+  for (const auto& row : rows) EXPECT_TRUE(std::isfinite(row.gap_int4_gptq_pct)) << row.unit;
   const auto rep = run_quantfork("report --audit a.h5 --out rep", tmp.path());
   ASSERT_EQ(rep.exit_code, 0) << rep.err;
   const std::string md = read_file(tmp / "rep" / "report.md");
   EXPECT_NE(md.find("(audit_attribution.png)"), std::string::npos) << md;
   EXPECT_NE(md.find("Growth of each unit's gap from step 1000"), std::string::npos) << md;
   EXPECT_NE(md.find("single gaps sum to"), std::string::npos) << md;
+  EXPECT_NE(md.find("| step | RTN INT4 gap % | GPTQ INT4 gap % |"), std::string::npos) << md;
   EXPECT_TRUE(fs::exists(tmp / "rep" / "audit_attribution.png"));
   // Bad value: the key is named.
   const auto bad = run_quantfork(
