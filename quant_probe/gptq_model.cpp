@@ -53,7 +53,7 @@ std::vector<Selected> select_linears(model::GptNeoXForCausalLM& m, const GptqMod
 }
 
 void check_calibration(const model::GptNeoXForCausalLM& m, const at::Tensor& ids,
-                       const std::vector<Selected>& selected) {
+                       const std::vector<Selected>& selected, const std::string& keys) {
   const auto& c = m->config();
   if (ids.dim() != 2 || ids.size(0) < 1 || ids.size(1) < 1) {
     throw Error("GPTQ calibration windows must be [N >= 1, L >= 1] token ids");
@@ -62,7 +62,7 @@ void check_calibration(const model::GptNeoXForCausalLM& m, const at::Tensor& ids
     throw ConfigError("GPTQ calibration windows of " + std::to_string(ids.size(1)) +
                       " tokens exceed the model's max_position_embeddings (" +
                       std::to_string(c.max_position_embeddings) +
-                      "); the windows are fed whole, so gptq.seq_len + 1 must fit");
+                      "); the windows are fed whole, so " + keys + "seq_len + 1 must fit");
   }
   const std::int64_t lo = ids.min().item<std::int64_t>(), hi = ids.max().item<std::int64_t>();
   if (lo < 0 || hi >= c.vocab_size) {
@@ -82,7 +82,8 @@ void check_calibration(const model::GptNeoXForCausalLM& m, const at::Tensor& ids
                       " tokens, fewer than the " + std::to_string(widest) + " inputs of '" +
                       widest_name +
                       "': its Hessian would be singular before damping and GPTQ would fit "
-                      "the damping, not the data; raise gptq.sequences or gptq.seq_len");
+                      "the damping, not the data; raise " +
+                      keys + "sequences or " + keys + "seq_len");
   }
 }
 
@@ -110,7 +111,7 @@ GptqModelResult gptq_model(model::GptNeoXForCausalLM& m, const at::Tensor& calib
 
   std::vector<Selected> selected = select_linears(m, o);
   const at::Tensor ids = calibration.to(m->device(), at::kLong);
-  check_calibration(m, ids, selected);
+  check_calibration(m, ids, selected, o.calibration_keys);
   const auto& c = m->config();
   auto& body = *m->gpt_neox;
   const std::int64_t n = ids.size(0), len = ids.size(1);

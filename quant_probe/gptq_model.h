@@ -27,6 +27,8 @@ struct GptqModelOptions {
   std::string include = kDefaultTensorPattern;  // which Linears (probe.tensors.*)
   std::string exclude;
   bool show_progress = false;  // a step line per layer on stderr (the quantize command)
+  // Where the calibration's keys live, for messages ("gptq." or "probe.gptq.calibration.").
+  std::string calibration_keys = "gptq.";
 };
 
 struct GptqTensor {

@@ -117,6 +117,7 @@ std::vector<at::Tensor> probe_gptq(model::GptNeoXForCausalLM& m, const at::Tenso
   g.gptq = *o.gptq;
   g.include = o.include;
   g.exclude = o.exclude;
+  g.calibration_keys = "probe.gptq.calibration.";
   const GptqModelResult q = gptq_model(m, calibration, g);
   std::map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < selected.size(); ++i) index[selected[i].name] = i;
