@@ -20,7 +20,7 @@ int run_audit(const std::vector<std::string>& args) {
   ArgParser parser(
       "audit", "--out FILE.h5 --eval PREFIX [options] CHECKPOINT_DIR_OR_GLOB...",
       "Probes every checkpoint (Hugging Face directories named stepN, or see "
-      "audit.step_pattern / audit.step_map) in step order into FILE.h5 (quantfork.audit/2) "
+      "audit.step_pattern / audit.step_map) in step order into FILE.h5 (quantfork.audit/3) "
       "and its scalars into TensorBoard event files in tb/<name>/ beside it, "
       "then fits the phases of the INT4 gap and prints them. Resumable: run it again with the "
       "same output and the checkpoints already probed are skipped. A checkpoint that cannot "

@@ -40,7 +40,7 @@ int run_phases(const std::vector<std::string>& args) {
       "Fits the phases of a trajectory with the rules of quantfork audit (audit.phases.*): "
       "the FP32 convergence step, the segmented fit of the log INT4 gap, the divergence "
       "onset and the pre-divergence checkpoint, or why there is none. --table is an audit "
-      "file (quantfork.audit/2) or a CSV whose header names at least step, ppl_fp32 and "
+      "file (quantfork.audit/3) or a CSV whose header names at least step, ppl_fp32 and "
       "gap_int4_pct (gap_int8_pct is kept when present; other columns are ignored, in any "
       "order). Prints the findings and segments; --json writes the landmarks (null when not "
       "found), segments and findings; --out writes a new audit file with the table's rows "
@@ -49,7 +49,7 @@ int run_phases(const std::vector<std::string>& args) {
       "and says at which checkpoint it would have fired.");
   parser.option("table", "FILE", "the trajectory: an audit file or a CSV")
       .option("json", "OUT.json", "write the landmarks, segments and findings as JSON")
-      .option("out", "FILE.h5", "write a new audit file (quantfork.audit/2) with the phases")
+      .option("out", "FILE.h5", "write a new audit file (quantfork.audit/3) with the phases")
       .flag("monitor", "also replay the divergence monitor (monitor.*) over the table")
       .option("monitor-json", "OUT.json",
               "write the monitor's reading at every probe and where it fires (implies "

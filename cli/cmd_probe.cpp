@@ -56,7 +56,7 @@ int run_probe(const std::vector<std::string>& args) {
       "INT8 (probe.int8_scheme, default int8_sym_channel), the gaps in percent, and per "
       "quantized tensor its excess kurtosis, relative quantization errors, grid residual and "
       "share of outlier-set groups. Prints a table; --json writes the numbers as JSON "
-      "('-': to stdout instead of the table); --out writes a quantfork.audit/2 file with "
+      "('-': to stdout instead of the table); --out writes a quantfork.audit/3 file with "
       "this one row (and /tensors).");
   parser.option("model", "DIR", "Hugging Face GPT-NeoX checkpoint directory")
       .option("json", "FILE", "write the result as JSON ('-' for stdout)")

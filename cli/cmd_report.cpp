@@ -21,7 +21,7 @@ int run_report(const std::vector<std::string>& args) {
       "computed from --runs with the analyze.* configuration and written to "
       "DIR/analysis.json; beside the tables, each comparison in words, saying whether its "
       "sign agrees with the paper's. Give at least one of --audit, --runs, --analysis.");
-  parser.option("audit", "FILE.h5", "an audit file (quantfork.audit/2)")
+  parser.option("audit", "FILE.h5", "an audit file (quantfork.audit/3)")
       .option("analysis", "FILE.json", "statistics written by quantfork analyze")
       .option("caveat", "TEXT",
               "a line the statistics section opens with, e.g. on the scale of a miniature")

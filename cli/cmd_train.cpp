@@ -5,8 +5,8 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "experiments/probe_hook.h"
 #include "experiments/fork.h"
+#include "experiments/probe_hook.h"
 #include "experiments/run_status.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
@@ -43,7 +43,11 @@ int run_train(const std::vector<std::string>& args) {
     if (trainer.is_root()) experiments::record_run_failure(dir, e.what());
     throw;
   }
-  if (trainer.is_root() && s.first_step == trainer.options().steps) {
+  if (trainer.is_root() && !s.stop_reason.empty()) {
+    std::cout << "ended after " << s.run_steps << " of " << trainer.options().steps
+              << " updates: " << s.stop_reason << "; final loss " << s.final_loss << "; checkpoint "
+              << s.last_checkpoint << "\n";
+  } else if (trainer.is_root() && s.first_step == trainer.options().steps) {
     std::cout << "nothing to do: " << trainer.options().dir.string() << " already holds all "
               << s.run_steps << " updates; final loss " << s.final_loss << "; checkpoint "
               << s.last_checkpoint << "\n";

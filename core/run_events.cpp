@@ -24,9 +24,11 @@ void log_train_row(EventLog& log, const TrainRow& row) {
 }
 
 void log_probe_row(EventLog& log, const ProbeRow& row) {
+  // The weight average's rows (train.ema) under their own tags, beside the raw ones.
+  const std::string prefix = row.weights == kRawWeights ? "probe/" : "probe_" + row.weights + "/";
   for (const auto& [column, value] : float_columns(row)) {
     // NaN: a measurement this probe did not make (e.g. GPTQ when probe.gptq is off).
-    if (!std::isnan(value)) log.scalar("probe/" + column, row.step, value);
+    if (!std::isnan(value)) log.scalar(prefix + column, row.step, value);
   }
   log.flush();
 }

@@ -7,7 +7,8 @@
 // Tags: train/loss, train/lr, train/grad_norm, train/tokens_per_s at a /train row's step;
 // probe/<column> for every floating-point /probe column (ppl_fp32, gap_int4_pct,
 // gap_int8_pct, kurtosis_mean, ...; a column added to the schema comes with them) that
-// holds a number (NaN: not measured) at a probe's step; run/phase, text, at the first
+// holds a number (NaN: not measured) at a probe's step, probe_ema/<column> for the rows
+// of the weight average (weights "ema"); run/phase, text, at the first
 // update of each schedule phase.
 #include <cstdint>
 #include <filesystem>

@@ -17,7 +17,10 @@ namespace qf {
 namespace {
 
 // Journal record kinds of the three tables (core/run_journal.h).
-enum : std::uint8_t { kTrainKind = 1, kProbeKind = 2, kProbeTensorsKind = 3 };
+enum : std::uint8_t { kTrainKind = 1, kProbeKind = 2, kProbeTensorsKind = 3, kEventsKind = 4 };
+constexpr const char* kEventsTable = "events";
+// The first schema version with /events.
+constexpr int kEventsSince = 3;
 
 // One column of a table and how it maps to a member of the row struct. Tables are
 // declared once, as lists of these, so the schema, the writer and the reader agree.
@@ -76,6 +79,17 @@ Field<Row> text(const char* name, std::string Owner::*member, std::size_t bytes)
   return make_field<Row>(hdf5::str(name, bytes), member);
 }
 
+// A string column added in schema version `since`; rows of older files read as the row
+// struct's default, and a row with another value cannot go into an older file.
+template <class Row, class Owner>
+Field<Row> text_added_in(int since, const char* name, std::string Owner::*member, std::size_t bytes,
+                         std::string old_value) {
+  Field<Row> f = text<Row>(name, member, bytes);
+  f.since = since;
+  f.holds_value = [member, old_value](const Row& r) { return r.*member != old_value; };
+  return f;
+}
+
 // /probe's fields, which /audit begins with.
 template <class Row>
 std::vector<Field<Row>> probe_fields() {
@@ -113,7 +127,25 @@ const std::vector<Field<TrainRow>>& fields_of<TrainRow>() {
 
 template <>
 const std::vector<Field<ProbeRow>>& fields_of<ProbeRow>() {
-  static const std::vector<Field<ProbeRow>> fields = probe_fields<ProbeRow>();
+  static const std::vector<Field<ProbeRow>> fields = [] {
+    auto f = probe_fields<ProbeRow>();
+    f.push_back(
+        text_added_in<ProbeRow>(3, "weights", &ProbeRow::weights, kPhaseBytes, kRawWeights));
+    return f;
+  }();
+  return fields;
+}
+
+template <>
+const std::vector<Field<EventRow>>& fields_of<EventRow>() {
+  using R = EventRow;
+  static const std::vector<Field<R>> fields = {field<R>("step", &R::step),
+                                               text<R>("kind", &R::kind, kPhaseBytes),
+                                               text<R>("metric", &R::metric, kPhaseBytes),
+                                               field<R>("value", &R::value),
+                                               field<R>("gap_rise", &R::gap_rise),
+                                               field<R>("fp32_change_pct", &R::fp32_change_pct),
+                                               text<R>("detail", &R::detail, kDetailBytes)};
   return fields;
 }
 
@@ -155,7 +187,24 @@ const std::vector<Field<PhaseRow>>& fields_of<PhaseRow>() {
   return fields;
 }
 
-// The table's columns in schema version `version` (1 to kSchemaVersion).
+template <>
+const std::vector<Field<LawaRow>>& fields_of<LawaRow>() {
+  using R = LawaRow;
+  static const std::vector<Field<R>> fields = {
+      field<R>("step", &R::step),
+      field<R>("first_step", &R::first_step),
+      field<R>("checkpoints", &R::checkpoints),
+      field<R>("loss_fp32", &R::loss_fp32),
+      field<R>("ppl_fp32", &R::ppl_fp32),
+      field<R>("ppl_int4", &R::ppl_int4),
+      field<R>("ppl_int8", &R::ppl_int8),
+      field<R>("gap_int4_pct", &R::gap_int4_pct),
+      field<R>("gap_int8_pct", &R::gap_int8_pct),
+      field<R>("kurtosis_mean", &R::kurtosis_mean),
+      field<R>("grid_residual_mean", &R::grid_residual_mean)};
+  return fields;
+}
+
 template <>
 const std::vector<Field<AttributionRow>>& fields_of<AttributionRow>() {
   using R = AttributionRow;
@@ -166,6 +215,7 @@ const std::vector<Field<AttributionRow>>& fields_of<AttributionRow>() {
   return fields;
 }
 
+// The table's columns in schema version `version` (1 to kSchemaVersion).
 template <class Row>
 const hdf5::Schema& schema_of(int version = kSchemaVersion) {
   static const std::vector<hdf5::Schema> schemas = [] {
@@ -189,9 +239,11 @@ hdf5::RowBuilder to_builder(const hdf5::Table& table, const Row& row) {
     if (table.layout().has(f.column.name)) {
       f.write(b, row);
     } else if (f.holds_value && f.holds_value(row)) {
-      throw FormatError(table.layout().label() + " was written by an older quantfork and has no "
-                        "column '" + f.column.name + "' (added in schema version " +
-                        std::to_string(f.since) + "); start a new file to log it");
+      throw FormatError(table.layout().label() +
+                        " was written by an older quantfork and has no "
+                        "column '" +
+                        f.column.name + "' (added in schema version " + std::to_string(f.since) +
+                        "); start a new file to log it");
     }
   }
   return b;
@@ -393,16 +445,23 @@ const hdf5::Schema& phases_schema() {
 const hdf5::Schema& attribution_schema() {
   return schema_of<AttributionRow>();
 }
+const hdf5::Schema& events_schema() {
+  return schema_of<EventRow>();
+}
+const hdf5::Schema& lawa_schema() {
+  return schema_of<LawaRow>();
+}
 
 // --- RunFile ------------------------------------------------------------------------
 
 RunFile::RunFile(hdf5::File file, int version, hdf5::Table train, hdf5::Table probe,
-                 hdf5::Table probe_tensors)
+                 hdf5::Table probe_tensors, std::optional<hdf5::Table> events)
     : file_(std::move(file)),
       version_(version),
       train_(std::move(train)),
       probe_(std::move(probe)),
-      probe_tensors_(std::move(probe_tensors)) {}
+      probe_tensors_(std::move(probe_tensors)),
+      events_(std::move(events)) {}
 
 RunFile RunFile::create(const std::string& path, const RunAttributes& attributes,
                         const std::string& config_yaml) {
@@ -417,8 +476,12 @@ RunFile RunFile::create_version(const std::string& path, const RunAttributes& at
         auto probe = hdf5::Table::create(file, "probe", schema_of<ProbeRow>(version));
         auto tensors =
             hdf5::Table::create(file, "probe_tensors", schema_of<ProbeTensorRow>(version));
+        std::optional<hdf5::Table> events;
+        if (version >= kEventsSince) {
+          events = hdf5::Table::create(file, kEventsTable, schema_of<EventRow>(version));
+        }
         return RunFile(std::move(file), version, std::move(train), std::move(probe),
-                       std::move(tensors));
+                       std::move(tensors), std::move(events));
       });
 }
 
@@ -428,8 +491,12 @@ RunFile RunFile::open(const std::string& path, hdf5::Access access) {
   auto train = open_table<TrainRow>(file, "train", kRunFamily, version);
   auto probe = open_table<ProbeRow>(file, "probe", kRunFamily, version);
   auto tensors = open_table<ProbeTensorRow>(file, "probe_tensors", kRunFamily, version);
-  return RunFile(std::move(file), version, std::move(train), std::move(probe),
-                 std::move(tensors));
+  std::optional<hdf5::Table> events;
+  if (version >= kEventsSince) {
+    events = open_table<EventRow>(file, kEventsTable, kRunFamily, version);
+  }
+  return RunFile(std::move(file), version, std::move(train), std::move(probe), std::move(tensors),
+                 std::move(events));
 }
 
 RunFile RunFile::open_for_append(const std::string& path) {
@@ -477,8 +544,7 @@ RunFile RunFile::recover(const std::string& path, std::int64_t keep_through_step
   std::filesystem::remove(rebuilt, ec);
   {
     // The file's own schema version: the journal's rows are packed in its layout.
-    RunFile fresh =
-        create_version(rebuilt, header.attributes, header.config_yaml, header.version);
+    RunFile fresh = create_version(rebuilt, header.attributes, header.config_yaml, header.version);
     for (auto& [kind, rows] : c.rows) {
       hdf5::Table& table = fresh.table_of_kind(kind, journal.string());
       r.dropped_rows += keep_through(rows, table.layout(), keep_through_step, journal.string());
@@ -502,6 +568,10 @@ hdf5::Table& RunFile::table_of_kind(std::uint8_t kind, const std::string& where)
       return probe_;
     case kProbeTensorsKind:
       return probe_tensors_;
+    case kEventsKind:
+      if (events_) return *events_;
+      throw FormatError("'" + where + "': an /events record in the journal of a " +
+                        tag_of(kRunFamily, version_) + " file, which has no /events table");
     default:
       throw FormatError("'" + where + "': a record of unknown kind " + std::to_string(kind) +
                         " (written by a newer quantfork?)");
@@ -514,6 +584,7 @@ JournalContents RunFile::contents() const {
   c.rows[kTrainKind] = train_.read().packed();
   c.rows[kProbeKind] = probe_.read().packed();
   c.rows[kProbeTensorsKind] = probe_tensors_.read().packed();
+  if (events_) c.rows[kEventsKind] = events_->read().packed();
   return c;
 }
 
@@ -542,10 +613,19 @@ void RunFile::append_probe_tensors(const std::vector<ProbeTensorRow>& rows) {
   for (const auto& row : rows) builders.push_back(to_builder(probe_tensors_, row));
   append_rows(probe_tensors_, kProbeTensorsKind, builders);
 }
+void RunFile::append_event(const EventRow& row) {
+  if (!events_) {
+    throw FormatError("'" + file_.path() + "' is a " + tag_of(kRunFamily, version_) +
+                      " file, which has no /events table (added in schema version " +
+                      std::to_string(kEventsSince) + "); start a new run file to log events");
+  }
+  append_rows(*events_, kEventsKind, {to_builder(*events_, row)});
+}
 
 std::size_t RunFile::truncate_after(std::int64_t step) {
   const std::size_t dropped = train_.truncate_after(step) + probe_.truncate_after(step) +
-                              probe_tensors_.truncate_after(step);
+                              probe_tensors_.truncate_after(step) +
+                              (events_ ? events_->truncate_after(step) : 0);
   if (journal_ && dropped) {
     journal_ = std::make_unique<RunJournal>(RunJournal::write(journal_->path(), contents()));
   }
@@ -560,6 +640,10 @@ std::vector<ProbeRow> RunFile::read_probe() const {
 }
 std::vector<ProbeTensorRow> RunFile::read_probe_tensors() const {
   return read_rows<ProbeTensorRow>(probe_tensors_.read());
+}
+std::vector<EventRow> RunFile::read_events() const {
+  if (!events_) return {};
+  return read_rows<EventRow>(events_->read());
 }
 RunAttributes RunFile::attributes() const {
   return read_attributes(file_);
@@ -613,6 +697,10 @@ JournalRows read_journal_rows(const std::filesystem::path& journal) {
                                      "/train rows of '" + journal.string() + "'", version);
   rows.probe = unpack_rows<ProbeRow>(c.rows[kProbeKind],
                                      "/probe rows of '" + journal.string() + "'", version);
+  if (version >= kEventsSince) {
+    rows.events = unpack_rows<EventRow>(c.rows[kEventsKind],
+                                        "/events rows of '" + journal.string() + "'", version);
+  }
   return rows;
 }
 
@@ -665,10 +753,10 @@ constexpr const char* kAttributionTable = "probe_attribution";
 
 void AuditFile::append_attribution(const std::vector<AttributionRow>& rows) {
   if (rows.empty()) return;
-  hdf5::Table table = file_.contains(kAttributionTable)
-                          ? open_table<AttributionRow>(file_, kAttributionTable, kAuditFamily,
-                                                       version_)
-                          : hdf5::Table::create(file_, kAttributionTable, attribution_schema());
+  hdf5::Table table =
+      file_.contains(kAttributionTable)
+          ? open_table<AttributionRow>(file_, kAttributionTable, kAuditFamily, version_)
+          : hdf5::Table::create(file_, kAttributionTable, attribution_schema());
   std::vector<hdf5::RowBuilder> builders;
   for (const auto& row : rows) builders.push_back(to_builder(table, row));
   table.append(builders);
@@ -678,6 +766,16 @@ std::vector<AttributionRow> AuditFile::read_attribution() const {
   if (!file_.contains(kAttributionTable)) return {};
   return read_rows<AttributionRow>(
       open_table<AttributionRow>(file_, kAttributionTable, kAuditFamily, version_).read());
+}
+
+std::vector<LawaRow> AuditFile::read_lawa() const {
+  if (!file_.contains(kAuditLawaTable)) return {};
+  return read_rows<LawaRow>(
+      open_table<LawaRow>(file_, kAuditLawaTable, kAuditFamily, version_).read());
+}
+
+std::optional<std::int64_t> AuditFile::lawa_k() const {
+  return file_.int_attribute("lawa_k");
 }
 
 void AuditFile::write_phases(const std::vector<PhaseRow>& phases) {

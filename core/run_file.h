@@ -1,9 +1,9 @@
 #pragma once
-// The HDF5 files quantfork writes, as code: run files (schema "quantfork.run/2", one per
-// training run) and audit files ("quantfork.audit/2", one per audited trajectory). The
-// column lists are interfaces.md's (version 1) plus those added since; the row structs are their single
-// source: each member's C++ type is the column's type (int32_t i4, int64_t i8, float
-// f4, double f8, std::string a fixed-length string of kPhaseBytes or kTensorBytes).
+// The HDF5 files quantfork writes, as code: run files (schema "quantfork.run/3", one per
+// training run) and audit files ("quantfork.audit/3", one per audited trajectory). The
+// column lists are interfaces.md's (version 1) plus those added since; the row structs are their
+// single source: each member's C++ type is the column's type (int32_t i4, int64_t i8, float f4,
+// double f8, std::string a fixed-length string of kPhaseBytes or kTensorBytes).
 //
 // From Python, h5py alone reads them: h5py.File(p)["probe"][:] is a structured numpy
 // array with the fields in the order below; root attributes are str or int64;
@@ -28,11 +28,17 @@ inline constexpr std::size_t kPhaseBytes = 32;
 inline constexpr std::size_t kTensorBytes = 64;
 
 // The schema tags this build writes. Version 2 added ppl_int4_gptq and gap_int4_gptq_pct
-// to /probe and /audit; files of version 1 are still read (those columns read as NaN) and
-// appended to (refused only for a row that holds a GPTQ value).
-inline constexpr int kSchemaVersion = 2;
-inline constexpr const char* kRunSchema = "quantfork.run/2";
-inline constexpr const char* kAuditSchema = "quantfork.audit/2";
+// to /probe and /audit; version 3 added /probe's `weights` column (raw, or ema for the
+// weight average of train.ema) and run files' /events table. Files of older versions are
+// still read (a missing column reads as its default: NaN, or "raw") and appended to; a row
+// an older file cannot hold (a GPTQ value, an ema row, an event) is refused, not cut.
+inline constexpr int kSchemaVersion = 3;
+inline constexpr const char* kRunSchema = "quantfork.run/3";
+inline constexpr const char* kAuditSchema = "quantfork.audit/3";
+
+// The weights a /probe row measured: the trained weights, or their moving average.
+inline constexpr const char* kRawWeights = "raw";
+inline constexpr const char* kEmaWeights = "ema";
 
 // /train: one row per logged step.
 struct TrainRow {
@@ -62,6 +68,9 @@ struct ProbeRow {
   // Since version 2: INT4 after GPTQ (probe.gptq); NaN when it was not measured.
   double ppl_int4_gptq = std::numeric_limits<double>::quiet_NaN();
   double gap_int4_gptq_pct = std::numeric_limits<double>::quiet_NaN();
+  // Since version 3, /probe only (not /audit): kRawWeights or kEmaWeights (at most
+  // kPhaseBytes). Older files' rows read as raw.
+  std::string weights = kRawWeights;
 };
 
 // /probe_tensors: one row per probe and quantized tensor.
@@ -90,6 +99,38 @@ struct AttributionRow {
   double gap_int4_gptq_pct = std::numeric_limits<double>::quiet_NaN();  // NaN without GPTQ
 };
 
+// /events (run files, since version 3): what happened to a run besides its steps, one row
+// per event: the divergence monitor firing (kind "monitor_fired"), and what was done about
+// it ("stop", "schedule_switch"). `step` is the run's update index after which it
+// happened, so a resume drops events after its checkpoint as it drops rows.
+struct EventRow {
+  std::int64_t step = 0;
+  std::string kind;    // at most kPhaseBytes
+  std::string metric;  // the monitored column, e.g. gap_int4_pct (at most kPhaseBytes)
+  double value = std::numeric_limits<double>::quiet_NaN();     // the metric at the step
+  double gap_rise = std::numeric_limits<double>::quiet_NaN();  // the monitor's fitted rise
+  double fp32_change_pct = std::numeric_limits<double>::quiet_NaN();
+  std::string detail;  // for people: the action, the new schedule (at most kDetailBytes)
+};
+inline constexpr std::size_t kDetailBytes = 512;
+
+// /audit_lawa (audit files with audit.lawa.k; quant_probe/audit_lawa.h): one row per
+// checkpoint whose uniform average with the k − 1 checkpoints before it was probed.
+struct LawaRow {
+  std::int64_t step = 0;         // the newest checkpoint averaged
+  std::int64_t first_step = 0;   // the oldest
+  std::int32_t checkpoints = 0;  // how many were averaged (fewer than k for the first k − 1)
+  double loss_fp32 = 0;
+  double ppl_fp32 = 0;
+  double ppl_int4 = 0;
+  double ppl_int8 = 0;
+  double gap_int4_pct = 0;
+  double gap_int8_pct = 0;
+  double kurtosis_mean = 0;
+  double grid_residual_mean = 0;
+};
+inline constexpr const char* kAuditLawaTable = "audit_lawa";
+
 // /phases: the phases detected along an audited trajectory.
 struct PhaseRow {
   std::string phase;  // at most kPhaseBytes
@@ -104,6 +145,8 @@ const hdf5::Schema& probe_tensors_schema();
 const hdf5::Schema& audit_schema();
 const hdf5::Schema& phases_schema();
 const hdf5::Schema& attribution_schema();
+const hdf5::Schema& events_schema();
+const hdf5::Schema& lawa_schema();
 
 // The floating-point columns of a /probe row (the measurements) as (name, value), in
 // schema order: a column added to the schema is in it without further code.
@@ -116,6 +159,7 @@ std::vector<std::pair<std::string, double>> float_columns(const ProbeRow& row);
 struct JournalRows {
   std::vector<TrainRow> train;
   std::vector<ProbeRow> probe;
+  std::vector<EventRow> events;
 };
 JournalRows read_journal_rows(const std::filesystem::path& journal);
 
@@ -141,7 +185,7 @@ struct RunRecovery {
   std::size_t torn_bytes = 0;    // a journal record cut short by a kill
 };
 
-// A quantfork.run/1 file. Every append is flushed before it returns. A journaled run file
+// A quantfork.run file. Every append is flushed before it returns. A journaled run file
 // (create_journaled, recover) also writes every row, first, to run.h5.journal
 // (core/run_journal.h), from which recover() rebuilds run.h5 whatever a kill did to it.
 class RunFile {
@@ -172,6 +216,8 @@ class RunFile {
   void append_probe_tensor(const ProbeTensorRow& row);
   // All tensors of one probe at once: one write and one flush.
   void append_probe_tensors(const std::vector<ProbeTensorRow>& rows);
+  // FormatError for a file of a version before /events (3).
+  void append_event(const EventRow& row);
   // For resume: drops the rows of every table whose step is after `step` (the step of
   // the checkpoint training goes on from), in the journal too. Returns the number of
   // rows dropped.
@@ -180,6 +226,7 @@ class RunFile {
   std::vector<TrainRow> read_train() const;
   std::vector<ProbeRow> read_probe() const;
   std::vector<ProbeTensorRow> read_probe_tensors() const;
+  std::vector<EventRow> read_events() const;  // empty for files before version 3
   RunAttributes attributes() const;
   std::string config_yaml() const;
 
@@ -193,7 +240,7 @@ class RunFile {
 
  private:
   RunFile(hdf5::File file, int version, hdf5::Table train, hdf5::Table probe,
-          hdf5::Table probe_tensors);
+          hdf5::Table probe_tensors, std::optional<hdf5::Table> events);
   static RunFile create_version(const std::string& path, const RunAttributes& attributes,
                                 const std::string& config_yaml, int version);
   static RunFile open(const std::string& path, hdf5::Access access);
@@ -208,6 +255,7 @@ class RunFile {
   hdf5::Table train_;
   hdf5::Table probe_;
   hdf5::Table probe_tensors_;
+  std::optional<hdf5::Table> events_;  // version 3 on
   std::unique_ptr<RunJournal> journal_;
 };
 
@@ -222,7 +270,7 @@ struct AuditLandmarks {
   std::optional<std::int64_t> pre_divergence_step;
 };
 
-// A quantfork.audit/1 file: /config, /audit rows (one per probed checkpoint), /phases.
+// A quantfork.audit file: /config, /audit rows (one per probed checkpoint), /phases.
 class AuditFile {
  public:
   static AuditFile create(const std::string& path, const RunAttributes& attributes,
@@ -242,6 +290,9 @@ class AuditFile {
   std::vector<AuditRow> read_audit() const;
   std::vector<PhaseRow> read_phases() const;
   std::vector<AttributionRow> read_attribution() const;  // empty when there is no table
+  std::vector<LawaRow> read_lawa() const;                // empty when there is no table
+  // The root attribute lawa_k: the k of /audit_lawa; nullopt without one.
+  std::optional<std::int64_t> lawa_k() const;
   // std::nullopt until write_landmarks() has run.
   std::optional<AuditLandmarks> landmarks() const;
   RunAttributes attributes() const;

@@ -218,15 +218,16 @@ json analysis_to_json(const Analysis& a) {
                          {"paired_runs", kPairedRunsCounts},
                          {"welch_final", kWelchCounts},
                          {"pairwise_wins", kWinsCounts}};
-  return {{"schema", kSchema},      {"metric", a.metric}, {"baseline", a.baseline},
-          {"n_counts", n_counts},   {"runs", runs},       {"comparisons", comparisons},
-          {"warnings", a.warnings}, {"notes", a.notes}};
+  return {{"schema", kSchema},          {"metric", a.metric},     {"weights", a.weights},
+          {"baseline", a.baseline},     {"n_counts", n_counts},   {"runs", runs},
+          {"comparisons", comparisons}, {"warnings", a.warnings}, {"notes", a.notes}};
 }
 
 Analysis analysis_from_json(const json& j, const std::string& source) {
   const Reader r(j, source, "");
   Analysis a;
   a.metric = r.at("metric").str();
+  if (r.has("weights")) a.weights = r.at("weights").str();  // absent before EMA rows existed
   a.baseline = r.at("baseline").str();
   const Reader comparisons = r.at("comparisons");
   for (std::size_t i = 0; i < comparisons.size(); ++i) {
@@ -280,7 +281,9 @@ std::string paired_row(const Comparison& c, const std::string& level, const Pair
 
 std::string markdown_table(const Analysis& a) {
   std::ostringstream md;
-  md << "Paired t-tests of `" << a.metric << "`, d = arm - baseline (negative: the arm is "
+  md << "Paired t-tests of `" << a.metric << "`"
+     << (a.weights == "raw" ? std::string() : " (analyze.weights: " + a.weights + ")")
+     << ", d = arm - baseline (negative: the arm is "
      << "lower), at two levels: probes (n = " << kPairedCounts
      << ") and seeds (n = " << kPairedRunsCounts
      << "; df = seeds - 1). Probes within one run are correlated, so "

@@ -150,13 +150,27 @@ void test_runs(const std::vector<double>& a_values, const std::vector<double>& b
                      c.paired_runs_absent + ")");
 }
 
+// The phase filter of `arm`: its own entry; for a weight average's arm ("<arm>+ema")
+// without one, its raw arm's; otherwise every row.
+std::vector<PhaseSelector> filter_of(const AnalyzeOptions& o, const std::string& arm) {
+  if (auto it = o.phase_filter.find(arm); it != o.phase_filter.end()) return it->second;
+  const std::string suffix = kEmaArmSuffix;
+  if (arm.size() > suffix.size() &&
+      arm.compare(arm.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (auto it = o.phase_filter.find(arm.substr(0, arm.size() - suffix.size()));
+        it != o.phase_filter.end()) {
+      return it->second;
+    }
+  }
+  return {};
+}
+
 Comparison compare(const Side& arm, const Side& base, const AnalyzeOptions& o,
                    std::vector<std::string>& warnings) {
   Comparison c;
   c.arm = arm.arm;
   c.baseline = base.arm;
-  if (auto it = o.phase_filter.find(arm.arm); it != o.phase_filter.end())
-    c.phase_filter = it->second;
+  c.phase_filter = filter_of(o, arm.arm);
   std::vector<double> a_values, b_values;
   pair_rows(arm, base, o.metric, c, a_values, b_values);
   if (c.pairs.empty()) {
@@ -263,7 +277,23 @@ void declare_analyze_config(ConfigSchema& s) {
                 "cosine_matched (the cosine continuation scaled to OLI's mean rate), which "
                 "tells 'OLI is lower' apart from 'a lower learning rate is lower'. A control "
                 "no run has, or that is analyze.baseline already, is left out with a note. "
-                "Blocks merge key by key: set an arm to [] to drop its default controls.");
+                "Blocks merge key by key: set an arm to [] to drop its default controls.")
+      .optional("analyze.weights", FieldType::String, "raw",
+                "Whose /probe rows: raw (the trained weights), ema (the train.ema average's "
+                "rows) or both (every run also appears as arm '<arm>+ema', so e.g. "
+                "analyze.arms: [cosine+ema] compares cosine + EMA with cosine over the same "
+                "runs, seed by seed).");
+}
+
+const char* weights_name(WeightsSelection w) {
+  switch (w) {
+    case WeightsSelection::kEma:
+      return "ema";
+    case WeightsSelection::kBoth:
+      return "both";
+    default:
+      return "raw";
+  }
 }
 
 std::vector<PhaseSelector> parse_phase_filter(const std::vector<std::string>& entries,
@@ -296,6 +326,15 @@ AnalyzeOptions analyze_options(const Config& cfg) {
     std::vector<std::string> cols = numeric_probe_columns();
     throw ConfigError("config " + cfg.where("analyze.metric") + ": '" + o.metric +
                       "' is not a numeric /probe column; expected one of: " + join(cols));
+  }
+  const std::string weights = cfg.get_string("analyze.weights");
+  if (weights == "raw" || weights == "ema" || weights == "both") {
+    o.weights = weights == "raw"   ? WeightsSelection::kRaw
+                : weights == "ema" ? WeightsSelection::kEma
+                                   : WeightsSelection::kBoth;
+  } else {
+    throw ConfigError("config " + cfg.where("analyze.weights") +
+                      ": expected raw, ema or both, not '" + weights + "'");
   }
   o.baseline = cfg.get_string("analyze.baseline");
   o.arms = cfg.get_string_list("analyze.arms");
@@ -350,6 +389,7 @@ Analysis analyze(const std::vector<Run>& runs, const AnalyzeOptions& o) {
   Analysis out;
   out.metric = o.metric;
   out.baseline = o.baseline;
+  out.weights = weights_name(o.weights);
   std::map<std::string, std::map<std::int64_t, const Run*>> by_arm;
   for (const auto& r : runs) {
     by_arm[r.arm][r.seed] = &r;
@@ -361,10 +401,7 @@ Analysis analyze(const std::vector<Run>& runs, const AnalyzeOptions& o) {
     }
   }
   const auto side = [&](const std::string& arm) {
-    const auto it = o.phase_filter.find(arm);
-    static const std::vector<PhaseSelector> kAll;
-    return Side{arm, by_arm.at(arm),
-                cells_of(by_arm.at(arm), it == o.phase_filter.end() ? kAll : it->second)};
+    return Side{arm, by_arm.at(arm), cells_of(by_arm.at(arm), filter_of(o, arm))};
   };
   const Side base = side(o.baseline);
   for (const auto& a : compared) out.comparisons.push_back(compare(side(a), base, o, out.warnings));
@@ -388,7 +425,8 @@ Analysis analyze(const std::vector<Run>& runs, const AnalyzeOptions& o) {
 
 Analysis analyze_inputs(const std::vector<std::string>& inputs, const AnalyzeOptions& options) {
   std::vector<std::string> warnings;
-  const auto runs = load_runs(find_run_files(inputs), options.metric, false, warnings);
+  const auto runs =
+      load_runs(find_run_files(inputs), options.metric, false, warnings, options.weights);
   Analysis a = analyze(runs, options);
   a.warnings.insert(a.warnings.begin(), warnings.begin(), warnings.end());
   for (const auto& w : a.warnings) spdlog::warn("analyze: {}", w);

@@ -52,7 +52,13 @@ struct AnalyzeOptions {
   // Per compared arm, the further baselines it is also compared with when some run has
   // them (the configuration's default, also for callers that build options in code).
   std::map<std::string, std::vector<std::string>> controls = {{"oli", {"cosine_matched"}}};
+  // Whose /probe rows: the trained weights', the train.ema average's, or both (each run
+  // then also appears as arm "<arm>+ema", whose phase filter is <arm>'s unless it has one).
+  WeightsSelection weights = WeightsSelection::kRaw;
 };
+
+// "raw", "ema", "both".
+const char* weights_name(WeightsSelection weights);
 
 // What n counts in each test: the JSON's "n_counts" and the tables' wording.
 inline constexpr const char* kPairedCounts = "matched (seed, step) probe pairs";
@@ -103,6 +109,7 @@ struct RunSummary {
 
 struct Analysis {
   std::string metric, baseline;
+  std::string weights = "raw";  // analyze.weights
   std::vector<RunSummary> runs;
   // Every compared arm against the baseline, in order, then the arms against their
   // controls (analyze.controls).

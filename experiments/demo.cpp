@@ -48,6 +48,9 @@ void declare_demo_config(ConfigSchema& s) {
       .optional("demo.heads", FieldType::Int, "4", "Attention heads.")
       .optional("demo.audit_min_step", FieldType::Int, "1000",
                 "Phase detection fits checkpoints from this step on (method.md: 1000).")
+      .optional("demo.lawa_k", FieldType::Int, "3",
+                "The audit also probes the LAWA average of each checkpoint with the k - 1 "
+                "before it (audit.lawa.k), shown beside the raw gap in the report; 0: off.")
       .optional("demo.eval_sequences", FieldType::Int, "64",
                 "Validation windows of seq_len + 1 bytes for every probe.")
       .optional("demo.fork_steps", FieldType::Int, "600", "Updates of every forked run.")
@@ -68,7 +71,7 @@ struct DemoSettings {
   fs::path out, corpus;
   int64_t pretrain_steps, checkpoint_every, batch, seq_len, hidden, layers, heads;
   int64_t audit_min_step, eval_sequences, fork_steps, fork_batch, probe_every, parallel;
-  int64_t threads;
+  int64_t threads, lawa_k;
   double max_lr;
   std::vector<int64_t> seeds;
 };
@@ -93,6 +96,11 @@ DemoSettings settings_of(const Config& c) {
   d.parallel = std::max<int64_t>(1, c.get_int("demo.parallel"));
   d.seeds = c.get_int_list("demo.seeds");
   d.threads = c.get_int("demo.threads");
+  d.lawa_k = c.get_int("demo.lawa_k");
+  if (d.lawa_k != 0 && d.lawa_k < 2) {
+    throw ConfigError("config " + c.where("demo.lawa_k") +
+                      ": expected 0 (off) or at least 2 checkpoints");
+  }
   for (const char* key :
        {"demo.pretrain_steps", "demo.checkpoint_every", "demo.batch", "demo.seq_len", "demo.layers",
         "demo.heads", "demo.eval_sequences", "demo.fork_steps", "demo.fork_batch",
@@ -265,6 +273,9 @@ DemoResult run_demo(const Config& config, const fs::path& program) {
       data::IndexedDataset::open(val_data), d.eval_sequences, d.seq_len));
   quant::AuditOptions audit_options;
   audit_options.phases.min_step = d.audit_min_step;
+  // LAWA beside the raw checkpoints: the report shows whether averaging the last few
+  // checkpoints changes the INT4 gap along the trajectory.
+  audit_options.lawa_k = d.lawa_k;
   const fs::path audit_path = d.out / "audit.h5";
   const quant::AuditSummary audit = quant::run_audit(checkpoints, windows, quant::ProbeOptions{},
                                                      audit_options, audit_path, config);

@@ -1,6 +1,6 @@
 #pragma once
 // `quantfork demo`: the whole study in miniature on this machine, with no download
-// (method.md; issue 8):
+// (docs/method.md):
 //   1. a corpus: the English texts of Debian's `fortunes` package (installed by
 //      scripts/setup.sh), one document per fortune, bytes as tokens (vocabulary 256,
 //      EOD 0), split into training and validation sets;

@@ -1,13 +1,9 @@
 #include "experiments/fork.h"
 
-#include <spdlog/spdlog.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
@@ -16,11 +12,10 @@
 
 #include "core/atomic_file.h"
 #include "core/errors.h"
-#include "core/progress.h"
 #include "core/run_file.h"
 #include "data/indexed_dataset.h"
 #include "experiments/probe_hook.h"
-#include "experiments/subprocess.h"
+#include "experiments/run_groups.h"
 #include "quant_probe/probe_config.h"
 #include "schedules/registry.h"
 #include "train/checkpoint.h"
@@ -82,6 +77,7 @@ void declare_experiment_config(ConfigSchema& s) {
                 "Runs at once on this machine (each a process; the cores are split).")
       .optional("experiment.threads_per_run", FieldType::Int, "0",
                 "CPU threads per run; 0: the machine's cores / experiment.parallel.");
+  declare_run_group_config(s);
 }
 
 std::vector<Arm> read_arms(const Config& cfg, const std::string& key, const YAML::Node& arms) {
@@ -133,7 +129,9 @@ std::vector<Arm> read_arms(const Config& cfg, const std::string& key, const YAML
 bool run_finished(const fs::path& run_dir, int64_t steps) {
   const auto all = train::list_checkpoints(run_dir / "checkpoints");
   if (all.empty()) return false;
-  return train::read_trainer_state_json(all.back().dir).run_steps >= steps;
+  const train::TrainerState st = train::read_trainer_state_json(all.back().dir);
+  // A run the divergence monitor stopped is finished too.
+  return st.run_steps >= steps || !st.stop_reason.empty();
 }
 
 namespace {
@@ -356,57 +354,10 @@ ExperimentPlan plan_experiment(const Config& cfg) {
     plan_csv << "\n";
   }
   write_text_atomically(plan.out / "probe_plan.csv", plan_csv.str());
+  const char* array_task = std::getenv("SLURM_ARRAY_TASK_ID");
+  configure_run_groups(cfg, plan,
+                       array_task ? std::optional<std::string>(array_task) : std::nullopt);
   return plan;
-}
-
-void run_experiment(const ExperimentPlan& plan, const fs::path& program) {
-  std::vector<const RunSpec*> todo;
-  for (const auto& r : plan.runs) {
-    if (r.finished) {
-      spdlog::info("{}/seed{}: finished already, skipped", r.arm, r.seed);
-    } else {
-      todo.push_back(&r);
-    }
-  }
-  spdlog::info(
-      "experiment {}: {} run(s) to do of {}, {} at a time, {} thread(s) each; base {} "
-      "(step {}, {})",
-      plan.name, todo.size(), plan.runs.size(), plan.parallel, plan.threads_per_run,
-      plan.base.string(), plan.base_step, plan.base_reason);
-  Progress progress("experiment", static_cast<int64_t>(todo.size()), "run", stderr, 0.0);
-  std::map<pid_t, const RunSpec*> running;
-  std::vector<std::string> failed;
-  size_t next = 0, done = 0;
-  while (next < todo.size() || !running.empty()) {
-    while (next < todo.size() && static_cast<int>(running.size()) < plan.parallel) {
-      const RunSpec& r = *todo[next];
-      running[spawn(program, {"train", "--config", r.config_path.string()}, r.dir / "stdout.txt")] =
-          &r;
-      ++next;
-    }
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, 0);
-    if (pid < 0) break;
-    const auto it = running.find(pid);
-    if (it == running.end()) continue;
-    const RunSpec& r = *it->second;
-    running.erase(it);
-    ++done;
-    const bool ok = exit_code_of(status) == 0;
-    if (!ok) {
-      failed.push_back(r.arm + "/seed" + std::to_string(r.seed) + " (see " +
-                       (r.dir / "stdout.txt").string() + ")");
-    }
-    progress.update(static_cast<int64_t>(done), {{"last", r.arm + "/seed" + std::to_string(r.seed) +
-                                                              (ok ? " ok" : " FAILED")}});
-  }
-  progress.finish();
-  if (!failed.empty()) {
-    std::string list;
-    for (const auto& f : failed) list += "\n  " + f;
-    throw Error(std::to_string(failed.size()) + " run(s) of experiment " + plan.name +
-                " failed:" + list + "\nrun the same command again to resume them");
-  }
 }
 
 }  // namespace qf::experiments

@@ -5,13 +5,15 @@
 //
 // Runs are separate processes (`quantfork train --config run_config.yaml`), one after
 // another or experiment.parallel at a time with the cores split between them; under
-// torchrun / srun every rank of the job takes part in every run, which is then data
-// parallel over the whole job. Launching the same experiment again skips finished runs
+// torchrun / srun the job's ranks form run groups (experiment.ranks_per_run, by default
+// one group of the whole job), each run data parallel over one group
+// (experiments/run_groups.h). Launching the same experiment again skips finished runs
 // and resumes unfinished ones from their newest checkpoint.
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,8 +48,8 @@ struct ExperimentPlan {
   std::filesystem::path out;  // OUT/<experiment>
   std::filesystem::path base;
   int64_t base_step = 0;
-  std::string base_reason;  // how the base was chosen (for logs and the report)
-  double continuation_lr = 0;  // experiment.continuation's rate at the base step
+  std::string base_reason;      // how the base was chosen (for logs and the report)
+  double continuation_lr = 0;   // experiment.continuation's rate at the base step
   int64_t data_start_item = 0;  // every run's data.start_item
   std::vector<Arm> arms;
   std::vector<int64_t> seeds;
@@ -55,6 +57,9 @@ struct ExperimentPlan {
   std::vector<RunSpec> runs;
   int parallel = 1;
   int threads_per_run = 0;
+  int ranks_per_run = 0;            // experiment.ranks_per_run (0: the whole job)
+  std::optional<size_t> run_index;  // only this run (--run-index, a Slurm array task)
+  double timeout_s = 600;           // dist.timeout_s: reaching the job's store
 };
 
 // The arms listed at `key`, from `arms` (that list with the base bound in: $base_step and
@@ -65,11 +70,13 @@ std::vector<Arm> read_arms(const Config& config, const std::string& key, const Y
 // plan, and writes every run's config under OUT/<experiment>/<arm>/seed<k>/.
 ExperimentPlan plan_experiment(const Config& config);
 
-// Runs the unfinished runs with `program` (the quantfork binary). Throws Error naming
-// the runs that failed and their log files.
+// Runs the unfinished runs with `program` (the quantfork binary): those of this rank's
+// run group (all of them in a job of one process), or plan.run_index alone. Throws Error
+// naming the runs that failed and their log files (experiments/run_groups.cpp).
 void run_experiment(const ExperimentPlan& plan, const std::filesystem::path& program);
 
-// The newest checkpoint of a run has all its updates (trainer_state.json says so).
+// The newest checkpoint of a run has all its updates, or the divergence monitor stopped
+// the run there for good (trainer_state.json says so).
 bool run_finished(const std::filesystem::path& run_dir, int64_t steps);
 
 }  // namespace qf::experiments

@@ -71,7 +71,13 @@ ReportFiles write_report(const ReportOptions& o, const fs::path& out_dir) {
     std::vector<std::string> warnings;
     // The figures show the metric the statistics are about.
     const std::string metric = analysis ? analysis->metric : o.analyze.metric;
-    const auto runs = load_runs(find_run_files(o.runs), metric, true, warnings);
+    WeightsSelection weights = o.analyze.weights;
+    if (analysis) {
+      weights = analysis->weights == "ema"    ? WeightsSelection::kEma
+                : analysis->weights == "both" ? WeightsSelection::kBoth
+                                              : WeightsSelection::kRaw;
+    }
+    const auto runs = load_runs(find_run_files(o.runs), metric, true, warnings, weights);
     for (const auto& w : warnings) spdlog::warn("report: {}", w);
     md += experiment_section(runs, metric, out_dir, files.figures);
     if (!analysis) {

@@ -2,7 +2,7 @@
 // `quantfork report`: a readable Markdown report with PNG figures (drawn by gnuplot) of
 // an audit, of a fork experiment, or both.
 //
-// - Audit (a quantfork.audit/2 file): FP32 perplexity and the INT4/INT8 gaps against the
+// - Audit (a quantfork.audit/3 file): FP32 perplexity and the INT4/INT8 gaps against the
 //   step on a log axis with the fitted phases shaded and the FP32 convergence step
 //   marked (audit_gap.png); mean weight kurtosis against the INT4 gap (audit_kurtosis.png,
 //   with Pearson's r over the trajectory and within the divergence phase); the landmarks

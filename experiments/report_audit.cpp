@@ -88,7 +88,8 @@ std::string gap_figure(const std::vector<AuditRow>& rows, const std::vector<Phas
 // Whether a calibrated quantizer shows the same growth of the INT4 gap as round to
 // nearest: both gaps at the first and last checkpoints that have both, and at the
 // divergence onset when there is one.
-std::string gptq_text(const std::vector<AuditRow>& rows, const std::optional<AuditLandmarks>& marks) {
+std::string gptq_text(const std::vector<AuditRow>& rows,
+                      const std::optional<AuditLandmarks>& marks) {
   std::vector<const AuditRow*> both;
   for (const auto& r : rows) {
     if (std::isfinite(r.gap_int4_gptq_pct) && std::isfinite(r.gap_int4_pct)) both.push_back(&r);
@@ -273,6 +274,7 @@ std::string audit_section(const fs::path& audit, const fs::path& out_dir,
     md += "\n";
   }
   md += detail::attribution_section(file.read_attribution(), rows, marks, out_dir, figures);
+  md += detail::lawa_section(file.read_lawa(), file.lawa_k(), rows, marks, out_dir, figures);
   return md + kurtosis_figure(rows, marks, out_dir, figures);
 }
 

@@ -35,4 +35,13 @@ std::string attribution_section(const std::vector<AttributionRow>& attribution,
                                 const std::filesystem::path& out_dir,
                                 std::vector<std::filesystem::path>& figures);
 
+// The audit's LAWA averages (/audit_lawa, audit.lawa.k = `k`): their INT4/INT8 gap beside
+// the raw checkpoints' against step, at the landmarks, and how often averaging lowered the
+// gap. "" when the audit has no /audit_lawa.
+std::string lawa_section(const std::vector<LawaRow>& lawa, std::optional<std::int64_t> k,
+                         const std::vector<AuditRow>& rows,
+                         const std::optional<AuditLandmarks>& marks,
+                         const std::filesystem::path& out_dir,
+                         std::vector<std::filesystem::path>& figures);
+
 }  // namespace qf::experiments::detail

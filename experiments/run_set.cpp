@@ -35,24 +35,29 @@ const hdf5::Column& probe_column(const std::string& name) {
   throw ConfigError("'" + name + "' is not a numeric column of /probe; expected one of: " + known);
 }
 
-Run read_run(const fs::path& file, const hdf5::Column& metric, bool with_train,
+// The run of `file` from its /probe rows of `weights` (kRawWeights or kEmaWeights).
+Run read_run(const fs::path& file, const RunFile& rf, const hdf5::RowSet& rows,
+             const hdf5::Column& metric, const std::string& weights, bool with_train,
              std::vector<std::string>& warnings) {
-  const RunFile rf = RunFile::open_read_only(file.string());
   const RunAttributes a = rf.attributes();
   Run run;
   run.file = file;
   run.experiment = a.experiment;
   run.arm = a.arm;
   run.seed = a.seed;
-  const hdf5::RowSet rows = rf.probe().read();
   const auto steps = rows.ints("step");
   const auto phases = rows.strings("phase");
   const auto indices = rows.ints("phase_index");
   const auto values = numeric_column(rows, metric);
+  // Files before schema version 3 hold the raw weights' rows only.
+  const auto kinds = rows.layout().has("weights")
+                         ? rows.strings("weights")
+                         : std::vector<std::string>(rows.size(), kRawWeights);
   // Keyed by step: a resumed run that was not truncated may log a step twice, and the
   // later row is the one the run went on from.
   std::map<std::int64_t, ProbePoint> by_step;
   for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (kinds[i] != weights) continue;
     if (by_step.count(steps[i])) {
       warnings.push_back("'" + file.string() + "': /probe holds step " + std::to_string(steps[i]) +
                          " more than once; its last row is used");
@@ -62,6 +67,29 @@ Run read_run(const fs::path& file, const hdf5::Column& metric, bool with_train,
   for (auto& [step, p] : by_step) run.probes.push_back(std::move(p));
   if (with_train) run.train = rf.read_train();
   return run;
+}
+
+std::vector<Run> read_runs(const fs::path& file, const hdf5::Column& metric, bool with_train,
+                           WeightsSelection weights, std::vector<std::string>& warnings) {
+  const RunFile rf = RunFile::open_read_only(file.string());
+  const hdf5::RowSet rows = rf.probe().read();
+  std::vector<Run> out;
+  if (weights != WeightsSelection::kEma) {
+    out.push_back(read_run(file, rf, rows, metric, kRawWeights, with_train, warnings));
+  }
+  if (weights != WeightsSelection::kRaw) {
+    Run ema = read_run(file, rf, rows, metric, kEmaWeights, with_train, warnings);
+    if (ema.probes.empty()) {
+      const std::string what = "'" + file.string() + "' has no /probe rows of the ema weights " +
+                               "(its run kept no train.ema average)";
+      if (weights == WeightsSelection::kEma) throw Error(what + "; analyze.weights is ema");
+      warnings.push_back(what + "; it adds no " + ema.arm + kEmaArmSuffix + " run");
+    } else {
+      if (weights == WeightsSelection::kBoth) ema.arm += kEmaArmSuffix;
+      out.push_back(std::move(ema));
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -108,21 +136,23 @@ bool is_numeric_probe_column(const std::string& name) {
 }
 
 std::vector<Run> load_runs(const std::vector<fs::path>& files, const std::string& metric,
-                           bool with_train, std::vector<std::string>& warnings) {
+                           bool with_train, std::vector<std::string>& warnings,
+                           WeightsSelection weights) {
   const hdf5::Column& column = probe_column(metric);
   std::vector<Run> runs;
   std::map<std::pair<std::string, std::int64_t>, fs::path> seen;
   std::set<std::string> experiments;
   for (const auto& file : files) {
-    Run run = read_run(file, column, with_train, warnings);
-    const auto [it, fresh] = seen.emplace(std::make_pair(run.arm, run.seed), file);
-    if (!fresh) {
-      throw UsageError("'" + it->second.string() + "' and '" + file.string() +
-                       "' are both runs of arm '" + run.arm + "' with seed " +
-                       std::to_string(run.seed) + "; give each (arm, seed) once");
+    for (Run& run : read_runs(file, column, with_train, weights, warnings)) {
+      const auto [it, fresh] = seen.emplace(std::make_pair(run.arm, run.seed), file);
+      if (!fresh) {
+        throw UsageError("'" + it->second.string() + "' and '" + file.string() +
+                         "' are both runs of arm '" + run.arm + "' with seed " +
+                         std::to_string(run.seed) + "; give each (arm, seed) once");
+      }
+      experiments.insert(run.experiment);
+      runs.push_back(std::move(run));
     }
-    experiments.insert(run.experiment);
-    runs.push_back(std::move(run));
   }
   if (experiments.size() > 1) {
     std::string names;

@@ -1,5 +1,5 @@
 #pragma once
-// The run files of a fork experiment (interfaces.md, quantfork.run/2), found on disk and
+// The run files of a fork experiment (interfaces.md, quantfork.run/3), found on disk and
 // read into memory for the statistics and the report. An experiment writes
 // OUT/<experiment>/<arm>/seed<k>/run.h5; the arm and seed are taken from each file's
 // root attributes, not from its path, so renamed or copied runs still group correctly.
@@ -12,6 +12,12 @@
 #include "core/run_file.h"
 
 namespace qf::experiments {
+
+// Which weights' /probe rows a run contributes (analyze.weights): the trained weights,
+// their moving average (train.ema), or both, each run then appearing twice, its average
+// as arm "<arm>+ema" (kEmaArmSuffix), so "cosine" and "cosine+ema" compare like arms.
+enum class WeightsSelection { kRaw, kEma, kBoth };
+inline constexpr const char* kEmaArmSuffix = "+ema";
 
 // One /probe row, reduced to what the statistics and plots use.
 struct ProbePoint {
@@ -40,12 +46,14 @@ std::vector<std::string> numeric_probe_columns();
 bool is_numeric_probe_column(const std::string& name);
 
 // Reads each file (FormatError naming it when it is not a quantfork.run file) with
-// `metric` as ProbePoint::value. A step logged twice in one file keeps its last row and
-// is reported in `warnings`. UsageError naming both files when two runs have the same
-// arm and seed.
+// `metric` as ProbePoint::value, from the rows of the `weights` selected (a file without
+// ema rows adds no "+ema" run, with a warning; with kEma alone it is an Error naming it). A step
+// logged twice in one file keeps its last row and is reported in `warnings`. UsageError naming both
+// files when two runs have the same arm and seed.
 std::vector<Run> load_runs(const std::vector<std::filesystem::path>& files,
                            const std::string& metric, bool with_train,
-                           std::vector<std::string>& warnings);
+                           std::vector<std::string>& warnings,
+                           WeightsSelection weights = WeightsSelection::kRaw);
 
 // The largest step at which every one of `runs` has a finite value (the final probe the
 // statistics compare); nullopt when there is none.

@@ -87,12 +87,13 @@ void read_rows(const fs::path& dir, RunStatus& s) {
     s.last_loss = train.back().loss;
   }
   std::set<std::int64_t> steps;
-  for (const auto& p : probe) steps.insert(p.step);
-  s.probe_steps.assign(steps.begin(), steps.end());
-  if (!probe.empty()) {
-    s.last_probe_step = probe.back().step;
-    s.last_gap_int4_pct = probe.back().gap_int4_pct;
+  for (const auto& p : probe) {
+    if (p.weights != kRawWeights) continue;  // train.ema's rows sit beside the raw ones
+    steps.insert(p.step);
+    s.last_probe_step = p.step;
+    s.last_gap_int4_pct = p.gap_int4_pct;
   }
+  s.probe_steps.assign(steps.begin(), steps.end());
 }
 
 RunStatus run_status(const fs::path& dir, const fs::path& root) {
@@ -102,10 +103,13 @@ RunStatus run_status(const fs::path& dir, const fs::path& root) {
   if (s.name.empty()) s.name = ".";
   read_config(dir, s);
   std::int64_t checkpointed = 0;
+  std::string stop_reason;  // the divergence monitor ended the run there
   try {
     const auto checkpoints = train::list_checkpoints(dir / "checkpoints");
     if (!checkpoints.empty()) {
-      checkpointed = train::read_trainer_state_json(checkpoints.back().dir).run_steps;
+      const auto st = train::read_trainer_state_json(checkpoints.back().dir);
+      checkpointed = st.run_steps;
+      stop_reason = st.stop_reason;
     }
   } catch (const Error&) {
     // A checkpoint being written or pruned right now: the rows still tell the progress.
@@ -115,8 +119,9 @@ RunStatus run_status(const fs::path& dir, const fs::path& root) {
   if (const auto holder = DirectoryLock::holder(dir)) {
     s.state = RunState::kRunning;
     s.detail = holder->describe();
-  } else if (s.total_steps > 0 && checkpointed >= s.total_steps) {
+  } else if ((s.total_steps > 0 && checkpointed >= s.total_steps) || !stop_reason.empty()) {
     s.state = RunState::kDone;
+    s.detail = stop_reason;
   } else if (fs::exists(dir / kErrorFile)) {
     s.state = RunState::kFailed;
     std::ifstream in(dir / kErrorFile);

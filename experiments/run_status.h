@@ -28,7 +28,9 @@ struct RunStatus {
   std::string experiment, arm;
   std::optional<std::int64_t> seed;
   RunState state = RunState::kNotStarted;
-  std::string detail;            // failed: the first error line; running: the lock's holder
+  // failed: the first error line; running: the lock's holder; done early: why the
+  // divergence monitor stopped it
+  std::string detail;
   std::int64_t steps_done = 0;   // updates done (logged or checkpointed, whichever is later)
   std::int64_t total_steps = 0;  // train.steps (0 when the config does not say)
   std::optional<double> last_loss;

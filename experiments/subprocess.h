@@ -12,10 +12,12 @@
 namespace qf::experiments {
 
 // Starts `program args...`; its stdout and stderr are appended to `log` when given,
-// else inherited. Buffered output of this process is flushed first, so the child does
-// not print it again. IoError when fork() fails.
+// else inherited. `environment` ("NAME=value") replaces or adds variables of this
+// process's environment for the child. Buffered output of this process is flushed first,
+// so the child does not print it again. IoError when fork() fails.
 pid_t spawn(const std::filesystem::path& program, const std::vector<std::string>& args,
-            const std::optional<std::filesystem::path>& log = std::nullopt);
+            const std::optional<std::filesystem::path>& log = std::nullopt,
+            const std::vector<std::string>& environment = {});
 
 // The exit status of a waitpid() status word; 128 + the signal for a killed child.
 int exit_code_of(int status);

@@ -1,6 +1,6 @@
 #pragma once
 // The audit of a trajectory (method.md, "The audit and its phases"): probe every
-// checkpoint of a run into an audit file (schema quantfork.audit/2, core/run_file.h),
+// checkpoint of a run into an audit file (schema quantfork.audit/3, core/run_file.h),
 // then locate the phases (phases.h) and store them beside the rows.
 //
 // - Checkpoints are HF directories given as paths or glob patterns; the global step of

@@ -29,12 +29,7 @@ std::int64_t audit_lawa_k(const Config& cfg) {
 }
 
 const hdf5::Schema& audit_lawa_schema() {
-  static const hdf5::Schema schema = {
-      hdf5::i8("step"),          hdf5::i8("first_step"),        hdf5::i4("checkpoints"),
-      hdf5::f8("loss_fp32"),     hdf5::f8("ppl_fp32"),          hdf5::f8("ppl_int4"),
-      hdf5::f8("ppl_int8"),      hdf5::f8("gap_int4_pct"),      hdf5::f8("gap_int8_pct"),
-      hdf5::f8("kurtosis_mean"), hdf5::f8("grid_residual_mean")};
-  return schema;
+  return lawa_schema();
 }
 
 namespace {

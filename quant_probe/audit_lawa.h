@@ -22,13 +22,12 @@
 
 namespace qf::quant {
 
-inline constexpr const char* kAuditLawaTable = "audit_lawa";
-
 // audit.lawa.k, documented.
 void declare_audit_lawa_config(ConfigSchema& schema);
 // 0 (off) or k >= 2; ConfigError otherwise.
 std::int64_t audit_lawa_k(const Config& config);
 
+// core/run_file.h's lawa_schema() (LawaRow).
 const hdf5::Schema& audit_lawa_schema();
 
 // Probes the averages of `checkpoints` (in step order) into `file`'s /audit_lawa. Returns

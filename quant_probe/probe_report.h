@@ -34,7 +34,7 @@ ProbeRow to_probe_row(const ProbeResult& result, std::int64_t step);
 std::vector<AttributionRow> to_attribution_rows(const ProbeResult& result, std::int64_t step);
 std::vector<ProbeTensorRow> to_tensor_rows(const ProbeResult& result, std::int64_t step);
 
-// The /tensors table of audit files (an extension of quantfork.audit/2): the columns of
+// The /tensors table of audit files (an extension of quantfork.audit/3): the columns of
 // /probe_tensors, then `outlier_groups` f8 and `nonfinite` i8.
 const hdf5::Schema& audit_tensors_schema();
 void append_tensor_rows(hdf5::Table& table, const ProbeResult& result, std::int64_t step);

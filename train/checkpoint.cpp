@@ -65,7 +65,10 @@ nlohmann::json TrainerState::to_json() const {
           {"cursor", cursor},
           {"schedule", schedule},
           {"fingerprint", fingerprint},
-          {"fingerprint_keys", fingerprint_keys}};
+          {"fingerprint_keys", fingerprint_keys},
+          {"switch_after", switch_after},
+          {"switch_schedule", switch_schedule},
+          {"stop_reason", stop_reason}};
 }
 
 TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& where) {
@@ -84,6 +87,12 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
   s.schedule = field<std::string>(j, "schedule", where);
   s.fingerprint = field<std::string>(j, "fingerprint", where);
   s.fingerprint_keys = field<nlohmann::json>(j, "fingerprint_keys", where);
+  // Absent in checkpoints written before runs could switch or stop early.
+  if (j.contains("switch_after")) {
+    s.switch_after = field<int64_t>(j, "switch_after", where);
+    s.switch_schedule = field<std::string>(j, "switch_schedule", where);
+  }
+  if (j.contains("stop_reason")) s.stop_reason = field<std::string>(j, "stop_reason", where);
   return s;
 }
 

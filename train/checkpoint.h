@@ -27,17 +27,25 @@ inline constexpr const char* kTrainerStateFormat = "quantfork.trainer_state/1";
 
 // What trainer_state.json holds besides the tensors.
 struct TrainerState {
-  int64_t run_steps = 0;     // updates taken in this run (the next update is run_steps)
-  int64_t global_step = 0;   // base step + run_steps: the checkpoint's N
-  int64_t base_step = 0;     // global step the run started from
+  int64_t run_steps = 0;    // updates taken in this run (the next update is run_steps)
+  int64_t global_step = 0;  // base step + run_steps: the checkpoint's N
+  int64_t base_step = 0;    // global step the run started from
   int64_t optimizer_steps = 0;
-  int64_t tokens = 0;        // tokens trained on in this run
-  int64_t skipped_steps = 0; // updates skipped for non-finite values (train.on_nan: skip)
+  int64_t tokens = 0;         // tokens trained on in this run
+  int64_t skipped_steps = 0;  // updates skipped for non-finite values (train.on_nan: skip)
   int world_size = 1;
-  nlohmann::json cursor;     // data::BatchCursor::to_json()
-  std::string schedule;      // the schedule block as YAML (for people; the config decides)
-  std::string fingerprint;   // of the configuration keys that must not change on resume
+  nlohmann::json cursor;            // data::BatchCursor::to_json()
+  std::string schedule;             // the schedule block as YAML (for people; the config decides)
+  std::string fingerprint;          // of the configuration keys that must not change on resume
   nlohmann::json fingerprint_keys;  // those keys and their values, to say what differs
+  // A change of course decided during the run (the divergence monitor's switch): from
+  // update switch_after + 1 on the run follows switch_schedule (YAML: the bound block),
+  // counted from 0 there. switch_after is -1 when the run never switched.
+  int64_t switch_after = -1;
+  std::string switch_schedule;
+  // Non-empty when the run was ended for good before train.steps (the monitor's stop):
+  // why. Such a run is finished; starting it again does nothing.
+  std::string stop_reason;
 
   nlohmann::json to_json() const;
   static TrainerState from_json(const nlohmann::json& j, const std::string& where);
@@ -62,10 +70,9 @@ void prune_checkpoint(const std::filesystem::path& dir);
 // Writes checkpoints_dir/step<state.global_step>. `tensors` are the optimizer's and RNG
 // state. Every model parameter must be finite: a checkpoint with NaN or Inf weights is
 // refused (Error naming the tensor), so a diverged run never replaces a good checkpoint.
-std::filesystem::path save_checkpoint(const std::filesystem::path& checkpoints_dir,
-                                      model::GptNeoXForCausalLM& model,
-                                      const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                                      const TrainerState& state);
+std::filesystem::path save_checkpoint(
+    const std::filesystem::path& checkpoints_dir, model::GptNeoXForCausalLM& model,
+    const std::vector<std::pair<std::string, at::Tensor>>& tensors, const TrainerState& state);
 
 // The state and tensors of a checkpoint (the model is loaded with load_hf_checkpoint).
 struct LoadedTrainerState {

@@ -53,7 +53,10 @@ DistEnv parse(const Lookup& get, const HostResolver& resolve_host) {
       break;
     }
   }
-  if (!found) return env;
+  if (!found) {
+    env.cuda_visible_devices = get("CUDA_VISIBLE_DEVICES");
+    return env;
+  }
   const LauncherVars& l = *found;
   env.launcher = l.name;
   const auto rank = get(l.rank);
@@ -71,8 +74,10 @@ DistEnv parse(const Lookup& get, const HostResolver& resolve_host) {
                       " must be smaller than " + l.size + "=" + *size);
   }
   if (const auto local = get(l.local_rank)) {
-    env.local_rank = parse_int(l.local_rank, *local, 0, env.world_size - 1);
+    env.local_rank = parse_int(l.local_rank, *local, 0, 1 << 20);
   }
+  if (const auto prefix = get("QF_STORE_PREFIX")) env.store_prefix = *prefix;
+  env.cuda_visible_devices = get("CUDA_VISIBLE_DEVICES");
 
   const auto addr = get("MASTER_ADDR");
   const auto port = get("MASTER_PORT");
@@ -163,6 +168,30 @@ std::string first_slurm_host(const std::string& nodelist, const std::string& var
   }
   if (host.empty()) throw bad("no host before the first ','");
   return host;
+}
+
+int DistEnv::cuda_device_index() const {
+  if (!cuda_visible_devices) return local_rank;
+  int visible = 0;
+  std::stringstream entries(*cuda_visible_devices);
+  std::string entry;
+  while (std::getline(entries, entry, ',')) {
+    if (entry.find_first_not_of(" \t") != std::string::npos) ++visible;
+  }
+  if (visible == 0) {
+    throw ConfigError("environment variable CUDA_VISIBLE_DEVICES='" + *cuda_visible_devices +
+                      "' shows this rank no GPU");
+  }
+  if (visible == 1) return 0;
+  if (local_rank >= visible) {
+    throw ConfigError("LOCAL_RANK (this rank's place on its node) is " +
+                      std::to_string(local_rank) +
+                      ", but environment variable "
+                      "CUDA_VISIBLE_DEVICES='" +
+                      *cuda_visible_devices + "' shows it only " + std::to_string(visible) +
+                      " GPUs: start at most that many ranks per node, or give each rank one GPU");
+  }
+  return local_rank;
 }
 
 DistEnv DistEnv::from_environment() {

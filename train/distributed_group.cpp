@@ -121,21 +121,18 @@ CommGroup::~CommGroup() {
   store_.reset();
 }
 
-void CommGroup::connect_store(const DistEnv& env, Clock::time_point deadline) {
-  // torchrun's elastic agent (its c10d rendezvous) already hosts a TCPStore at
-  // MASTER_ADDR:MASTER_PORT and says so; every rank, rank 0 included, is then a client.
-  // (Keys are not namespaced per restart: torchrun --max-restarts > 0 is not supported.)
-  const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
-  const bool host_store = rank_ == 0 && !(agent && std::string(agent) == "True");
+c10::intrusive_ptr<c10d::TCPStore> connect_store(const DistEnv& env, bool host,
+                                                 Clock::time_point deadline, milliseconds timeout,
+                                                 const std::string& who) {
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   // c10d's client retries a refused connection only once a second, and not at all with
-  // less than a second left; ranks usually start together, so wait for rank 0's store
-  // to listen here, with quick probes, and connect once it does.
+  // less than a second left; ranks usually start together, so wait for the store to
+  // listen here, with quick probes, and connect once it does.
   std::string probe_error = "nothing listens there";
-  while (!host_store && !listening(env.master_addr, env.master_port, deadline, probe_error)) {
+  while (!host && !listening(env.master_addr, env.master_port, deadline, probe_error)) {
     if (Clock::now() + milliseconds(50) >= deadline) {
-      throw Error("rank " + std::to_string(rank_) +
-                  " could not reach rank 0's rendezvous store at " + where_ + " within " +
-                  seconds_text(timeout_) +
+      throw Error(who + " could not reach rank 0's rendezvous store at " + where + " within " +
+                  seconds_text(timeout) +
                   ": rank 0 has not started, has died, or MASTER_ADDR/MASTER_PORT point "
                   "elsewhere (" +
                   probe_error + ")");
@@ -144,20 +141,39 @@ void CommGroup::connect_store(const DistEnv& env, Clock::time_point deadline) {
   }
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<uint16_t>(env.master_port);
-  opts.isServer = host_store;
-  opts.waitWorkers = false;  // join() waits itself, so it can tell who is missing
+  opts.isServer = host;
+  opts.waitWorkers = false;  // callers wait themselves, so they can tell who is missing
   opts.timeout = std::max(std::chrono::duration_cast<milliseconds>(deadline - Clock::now()),
                           milliseconds(1000));
+  c10::intrusive_ptr<c10d::TCPStore> store;
   try {
-    store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
+    store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, opts);
   } catch (const std::exception& e) {
-    throw Error(host_store
-                    ? "rank 0 could not host the rendezvous store on port " +
-                          std::to_string(env.master_port) + " (MASTER_PORT; busy?): " + reason(e)
-                    : "rank " + std::to_string(rank_) + " could not connect to the store at " +
-                          where_ + ": " + reason(e));
+    throw Error(host ? who + " could not host the rendezvous store on port " +
+                           std::to_string(env.master_port) + " (MASTER_PORT; busy?): " + reason(e)
+                     : who + " could not connect to the store at " + where + ": " + reason(e));
   }
-  store_->setTimeout(timeout_);
+  store->setTimeout(timeout);
+  return store;
+}
+
+void CommGroup::connect_store(const DistEnv& env, Clock::time_point deadline) {
+  // torchrun's elastic agent (its c10d rendezvous) already hosts a TCPStore at
+  // MASTER_ADDR:MASTER_PORT and says so; every rank, rank 0 included, is then a client.
+  // (Its keys are not namespaced per restart: torchrun --max-restarts > 0 is not
+  // supported.) A run started by `quantfork experiment` meets at the experiment's store,
+  // under its own prefix.
+  const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  const bool host_store =
+      rank_ == 0 && env.store_prefix.empty() && !(agent && std::string(agent) == "True");
+  auto tcp =
+      detail::connect_store(env, host_store, deadline, timeout_, "rank " + std::to_string(rank_));
+  if (env.store_prefix.empty()) {
+    store_ = tcp;
+  } else {
+    store_ = c10::make_intrusive<c10d::PrefixStore>(env.store_prefix, tcp);
+    where_ += " (keys " + env.store_prefix + ")";
+  }
 }
 
 void CommGroup::join(const DistEnv& env, Clock::time_point deadline) {

@@ -33,10 +33,21 @@ struct Pending {
   std::string what;
 };
 
+// Connects to the c10d store at env.master_addr:env.master_port, or hosts it there when
+// `host` is true, within `deadline`. A client first waits (quick probes) for something to
+// listen there. Errors name the address and the likely cause; `who` ("rank 1",
+// "experiment rank 0") starts them.
+c10::intrusive_ptr<c10d::TCPStore> connect_store(const DistEnv& env, bool host,
+                                                 std::chrono::steady_clock::time_point deadline,
+                                                 std::chrono::milliseconds timeout,
+                                                 const std::string& who);
+
 class CommGroup {
  public:
   // Joins the job of env.world_size (> 1) ranks: rank 0 hosts the store at
-  // env.master_addr:env.master_port, every rank claims its rank number there and waits for
+  // env.master_addr:env.master_port (unless torchrun's agent or, with env.store_prefix,
+  // the experiment that started this run hosts it; its keys are then under that prefix),
+  // every rank claims its rank number there and waits for
   // the others, then the backend ("gloo" or "nccl") connects. Everything fails within
   // `timeout` with an Error naming the ranks that did not show up.
   CommGroup(const DistEnv& env, const std::string& backend, std::chrono::milliseconds timeout);
@@ -72,7 +83,7 @@ class CommGroup {
   bool nccl_ = false;
   std::chrono::milliseconds timeout_, interval_, backend_timeout_;
 
-  c10::intrusive_ptr<c10d::TCPStore> store_;
+  c10::intrusive_ptr<c10d::Store> store_;  // the TCPStore, under env.store_prefix if any
   std::unique_ptr<Heartbeat> heartbeat_;
   c10::intrusive_ptr<torch_compat::C10dBackend> backend_;
 

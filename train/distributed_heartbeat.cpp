@@ -39,7 +39,7 @@ std::string reason(const std::exception& e) {
   return text.empty() ? "(no message)" : text;
 }
 
-Heartbeat::Heartbeat(c10::intrusive_ptr<c10d::TCPStore> store, int rank, int world_size,
+Heartbeat::Heartbeat(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size,
                      std::string where, std::chrono::milliseconds interval)
     : store_(std::move(store)),
       rank_(rank),

@@ -27,7 +27,7 @@ class Heartbeat {
  public:
   // Writes this rank's first beat at once, so that every rank's key exists by the time
   // all have joined. `where` names the store in messages.
-  Heartbeat(c10::intrusive_ptr<c10d::TCPStore> store, int rank, int world_size, std::string where,
+  Heartbeat(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size, std::string where,
             std::chrono::milliseconds interval);
   ~Heartbeat();
   Heartbeat(const Heartbeat&) = delete;
@@ -47,7 +47,7 @@ class Heartbeat {
   std::optional<std::vector<Beat>> read_all();
   bool publish(int64_t beat);
 
-  c10::intrusive_ptr<c10d::TCPStore> store_;
+  c10::intrusive_ptr<c10d::Store> store_;
   int rank_, world_size_;
   std::string where_;
   std::chrono::milliseconds interval_;

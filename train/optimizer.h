@@ -5,7 +5,7 @@
 // The arithmetic is torch.optim.AdamW's (PyTorch 1.13, single-tensor path) and
 // torch.nn.utils.clip_grad_norm_'s, operation for operation, so on the CPU a step here is
 // bitwise the step the Python reference takes (tests/train/optimizer_test.cpp runs both).
-// On CUDA with libtorch >= 2.0 the fused kernel does the same update in one launch
+// On CUDA with libtorch >= 2.1 the fused kernel does the same update in one launch
 // (torch_compat::fused_adamw), equal to float32 rounding, not bit for bit.
 #include <ATen/ATen.h>
 

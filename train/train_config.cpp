@@ -10,7 +10,8 @@ namespace qf::train {
 void declare_train_config(ConfigSchema& s) {
   declare_tensorboard_config(s);
   s.optional("run.dir", FieldType::Path, "null",
-             "Run directory (required by train; an experiment sets it per run): config.yaml, run.h5, log.txt and checkpoints/step<N>/ go here.")
+             "Run directory (required by train; an experiment sets it per run): config.yaml, "
+             "run.h5, log.txt and checkpoints/step<N>/ go here.")
       .optional("run.experiment", FieldType::String, "''", "Experiment name (run.h5 attribute).")
       .optional("run.arm", FieldType::String, "''", "Arm name (run.h5 attribute).")
       .optional("run.resume", FieldType::String, "auto",
@@ -116,8 +117,9 @@ std::optional<std::filesystem::path> optional_path(const Config& c, const std::s
 TrainOptions train_options(const Config& c) {
   TrainOptions o;
   if (c.is_null("run.dir")) {
-    throw ConfigError("config key 'run.dir' is required: the run directory (config.yaml, "
-                      "run.h5, log.txt, checkpoints/)");
+    throw ConfigError(
+        "config key 'run.dir' is required: the run directory (config.yaml, "
+        "run.h5, log.txt, checkpoints/)");
   }
   o.dir = c.get_path("run.dir");
   o.experiment = c.get_string("run.experiment");
@@ -222,6 +224,13 @@ nlohmann::json resume_fingerprint_keys(const Config& c) {
   if (c.get_float("train.ema.beta") > 0) {
     keys["train.ema.beta"] = c.get_float("train.ema.beta");
     keys["train.ema.every"] = c.get_int("train.ema.every");
+  }
+  // A divergence monitor that stops or switches the run decides what it computes, and it
+  // decides on the probe's numbers: then both blocks count (only then, so that other runs
+  // keep the fingerprint they always had).
+  if (c.schema().find("monitor.action") &&
+      (c.get_string("monitor.action") == "stop" || c.get_string("monitor.action") == "switch")) {
+    for (const char* block : {"monitor", "probe"}) keys[block] = YAML::Dump(c.node(block));
   }
   std::stringstream schedule;
   schedule << YAML::Dump(c.node("schedule"));

@@ -46,8 +46,12 @@ class AtStepsHooks : public TrainerHooks {
   std::function<void(Trainer&, const StepInfo&)> fn_;
 };
 
-at::Device device_for(const std::string& name, int local_rank) {
-  if (name == "cuda") return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+// "cuda": this rank's GPU on its node (DistEnv::cuda_device_index: LOCAL_RANK among the
+// devices CUDA_VISIBLE_DEVICES shows).
+at::Device device_for(const std::string& name, const DistEnv& env) {
+  if (name == "cuda") {
+    return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(env.cuda_device_index()));
+  }
   try {
     return at::Device(name);
   } catch (const c10::Error&) {
@@ -81,7 +85,7 @@ Trainer::Trainer(const Config& config, TrainOptions options)
   if (options_.threads > 0) at::set_num_threads(options_.threads);
   schedule_ = schedules::make_schedule(config_, "schedule");
   const DistEnv env = DistEnv::from_environment();
-  device_ = device_for(options_.device, env.local_rank);
+  device_ = device_for(options_.device, env);
   DataParallelOptions dp_options;
   dp_options.timeout = std::chrono::milliseconds(static_cast<int64_t>(options_.timeout_s * 1000));
   dp_options.bucket_bytes = static_cast<int64_t>(options_.bucket_mb * 1024 * 1024);
@@ -170,6 +174,36 @@ void Trainer::add_hooks(std::shared_ptr<TrainerHooks> hooks) {
   hooks_.push_back(std::move(hooks));
 }
 
+void Trainer::request_stop(std::string reason) {
+  stop_reason_ = reason.empty() ? std::string("stopped by a hook") : std::move(reason);
+}
+
+void Trainer::switch_schedule(int64_t after_step, const YAML::Node& block, const std::string& key) {
+  if (switch_after_ >= 0) {
+    throw Error("the schedule already switched after update " + std::to_string(switch_after_) +
+                "; a run switches at most once");
+  }
+  if (after_step < 0 || after_step + 1 >= options_.steps) {
+    throw Error("cannot switch the schedule after update " + std::to_string(after_step) +
+                ": the run's updates are 0.." + std::to_string(options_.steps - 1));
+  }
+  apply_switch(after_step, YAML::Dump(block), key);
+  spdlog::info("schedule switched after update {}: {} from update {} on", after_step,
+               YAML::Dump(block), after_step + 1);
+}
+
+void Trainer::apply_switch(int64_t after_step, const std::string& block_yaml,
+                           const std::string& key) {
+  YAML::Node sequence;
+  sequence["name"] = "sequence";
+  sequence["parts"].push_back(YAML::Clone(config_.node("schedule")));
+  sequence["parts"].push_back(YAML::Load(block_yaml));
+  sequence["milestones"].push_back(after_step + 1);
+  schedule_ = schedules::make_schedule(sequence, key);
+  switch_after_ = after_step;
+  switch_schedule_ = block_yaml;
+}
+
 void Trainer::build_model() {
   if (options_.init) {
     model::LoadOptions load;
@@ -236,6 +270,10 @@ void Trainer::resume_from(const std::string& dir) {
   skipped_ = st.skipped_steps;
   last_checkpoint_step_ = st.global_step;
   last_checkpoint_dir_ = dir;
+  if (st.switch_after >= 0) {
+    apply_switch(st.switch_after, st.switch_schedule, dir + "/trainer_state.json switch_schedule");
+  }
+  stop_reason_ = st.stop_reason;
   spdlog::info("resuming from {}: {} of {} updates done (global step {})", dir, run_steps_,
                options_.steps, st.global_step);
 }
@@ -363,6 +401,9 @@ void Trainer::write_checkpoint() {
     st.schedule = YAML::Dump(config_.node("schedule"));
     st.fingerprint_keys = resume_fingerprint_keys(config_);
     st.fingerprint = fingerprint_of(st.fingerprint_keys);
+    st.switch_after = switch_after_;
+    st.switch_schedule = switch_schedule_;
+    st.stop_reason = stop_reason_;
     auto tensors = optimizer_->state_tensors();
     if (ema_) {
       for (auto& t : ema_->state_tensors()) tensors.push_back(std::move(t));
@@ -390,6 +431,11 @@ TrainSummary Trainer::run() {
   std::optional<Progress> progress;
   if (is_root()) progress.emplace("train", options_.steps - run_steps_, "step");
   int64_t s = run_steps_;
+  if (!stop_reason_.empty()) {
+    spdlog::info("the run was ended after {} updates ({}); nothing to do", run_steps_,
+                 stop_reason_);
+    s = options_.steps;
+  }
   for (; s < options_.steps; ++s) {
     const StepInfo info = train_step(s);
     run_steps_ = s + 1;
@@ -427,7 +473,11 @@ TrainSummary Trainer::run() {
           s + 1 - summary.first_step,
           {{"loss", loss}, {"lr", lr}, {"gnorm", gn}, {"tok/s", format_rate(tokens_per_s)}});
     const bool stop = dp_->all_reduce_max(stop_requested() ? 1.0 : 0.0) > 0;
-    if (checkpoint_due(s) || stop) write_checkpoint();
+    if (checkpoint_due(s) || stop || !stop_reason_.empty()) write_checkpoint();
+    if (!stop_reason_.empty()) {
+      spdlog::info("run ended after update {} ({}): {}", s, last_checkpoint_dir_, stop_reason_);
+      break;
+    }
     if (stop) {
       summary.stopped_by_signal = true;
       spdlog::info("stop signal: checkpoint written after update {} ({}), exiting", s,
@@ -436,7 +486,10 @@ TrainSummary Trainer::run() {
     }
   }
   if (progress) progress->finish();
-  if (ema_ && is_root() && run_steps_ == options_.steps) {
+  const bool done = run_steps_ == options_.steps || !stop_reason_.empty();
+  // Also when a finished run is started again: a kill may have come between its last
+  // checkpoint and this.
+  if (ema_ && is_root() && done) {
     ema_->save(model_, options_.dir / "ema", base_step_ + run_steps_);
   }
   if (run_steps_ == summary.first_step && run_file_) {
@@ -445,6 +498,7 @@ TrainSummary Trainer::run() {
     if (!rows.empty()) summary.final_loss = rows.back().loss;
   }
   summary.run_steps = run_steps_;
+  summary.stop_reason = stop_reason_;
   summary.skipped_steps = skipped_;
   summary.last_checkpoint = last_checkpoint_dir_;
   return summary;

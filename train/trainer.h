@@ -46,11 +46,11 @@ struct StepInfo {
   int64_t step = 0;         // this run's update index
   int64_t global_step = 0;  // updates the model has had in all (base_step + step + 1)
   double lr = 0;
-  double loss = 0;          // mean over the global batch (all ranks)
-  double grad_norm = 0;     // before clipping
+  double loss = 0;       // mean over the global batch (all ranks)
+  double grad_norm = 0;  // before clipping
   schedules::Phase phase;
-  bool skipped = false;     // the update was dropped (non-finite values, on_nan: skip)
-  int64_t tokens = 0;       // cumulative in this run
+  bool skipped = false;  // the update was dropped (non-finite values, on_nan: skip)
+  int64_t tokens = 0;    // cumulative in this run
   double step_time_s = 0;
 };
 
@@ -73,9 +73,12 @@ std::shared_ptr<TrainerHooks> at_steps(std::vector<int64_t> steps,
                                        std::function<void(Trainer&, const StepInfo&)> fn);
 
 struct TrainSummary {
-  int64_t run_steps = 0;       // updates done in this run, in all sessions
-  int64_t first_step = 0;      // where this session started (> 0 after a resume)
+  int64_t run_steps = 0;   // updates done in this run, in all sessions
+  int64_t first_step = 0;  // where this session started (> 0 after a resume)
   bool stopped_by_signal = false;
+  // Non-empty when a hook ended the run for good before train.steps (request_stop), in
+  // this session or an earlier one.
+  std::string stop_reason;
   int64_t skipped_steps = 0;
   double final_loss = 0;
   std::string last_checkpoint;
@@ -93,6 +96,22 @@ class Trainer {
   Trainer& operator=(const Trainer&) = delete;
 
   void add_hooks(std::shared_ptr<TrainerHooks> hooks);
+
+  // Changes of course a hook may ask for from on_step. Every rank must make the same call
+  // with the same arguments (a hook that decides on rank 0 shares its decision first).
+  //
+  // Ends the run for good after the update in flight: a checkpoint is written that
+  // records `reason`, run() returns with it in the summary, and starting the run again
+  // does nothing.
+  void request_stop(std::string reason);
+  // From update `after_step` + 1 on, the rates and phases come from `block` (a schedule
+  // block, e.g. {name: oli, ...}, counting its own steps from 0 at that update): the run's
+  // schedule becomes `sequence` of the configured one and `block`. Checked and built here
+  // (ConfigError naming `key` when the block is no schedule); recorded in every later
+  // checkpoint, so a resumed run goes on with it. At most once per run.
+  void switch_schedule(int64_t after_step, const YAML::Node& block, const std::string& key);
+  // The update after which the schedule switched, or -1.
+  int64_t switched_after() const { return switch_after_; }
   // Trains until train.steps updates are done or a stop signal arrives (SIGINT/SIGTERM:
   // the step in flight finishes, a checkpoint is written, logs are flushed; the caller
   // exits 0). Throws Error naming the step for a non-finite loss or gradient
@@ -120,6 +139,7 @@ class Trainer {
   StepInfo train_step(int64_t step);
   void write_checkpoint();
   bool checkpoint_due(int64_t step) const;
+  void apply_switch(int64_t after_step, const std::string& block_yaml, const std::string& key);
 
   Config config_;
   TrainOptions options_;
@@ -143,6 +163,9 @@ class Trainer {
   int64_t last_checkpoint_step_ = -1;  // global step of the newest checkpoint
   std::string last_checkpoint_dir_;
   bool bf16_ = false;
+  int64_t switch_after_ = -1;    // see switch_schedule
+  std::string switch_schedule_;  // the switched-to block as YAML
+  std::string stop_reason_;      // see request_stop
 };
 
 // Installs SIGINT/SIGTERM handlers that ask the running Trainer to stop after its step.

@@ -98,6 +98,15 @@ TEST(Demo, RunsTheWholeStudyInMiniatureAndItsReportMatchesItsNumbers) {
         << "p of " << c.at("arm") << " not in the report";
   }
   EXPECT_NE(md.find("fork base"), std::string::npos);
+  // LAWA beside the raw checkpoints (demo.lawa_k = 3): every probed checkpoint has its
+  // average, and the report compares them.
+  {
+    const auto audit = qf::AuditFile::open_read_only((out / "audit.h5").string());
+    EXPECT_EQ(audit.read_lawa().size(), audit.read_audit().size());
+    EXPECT_EQ(audit.lawa_k(), std::optional<std::int64_t>(3));
+  }
+  EXPECT_NE(md.find("Weight averaging (LAWA, k = 3)"), std::string::npos);
+  EXPECT_NE(md.find("lower INT4 gap than the checkpoint itself at"), std::string::npos);
   int pngs = 0;
   for (const auto& e : fs::directory_iterator(out / "report")) {
     if (e.path().extension() != ".png") continue;

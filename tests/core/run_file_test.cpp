@@ -151,7 +151,10 @@ TEST_F(RunFileTest, SchemasAreTheInterfaceColumns) {
   const std::vector<std::string> added = {"ppl_int4_gptq", "gap_int4_gptq_pct"};
   std::vector<std::string> probe_now = probe;
   probe_now.insert(probe_now.end(), added.begin(), added.end());
+  probe_now.push_back("weights");  // version 3, /probe only
   EXPECT_THAT(names_of(probe_schema()), ElementsAreArray(probe_now));
+  EXPECT_THAT(names_of(events_schema()), ElementsAre("step", "kind", "metric", "value", "gap_rise",
+                                                     "fp32_change_pct", "detail"));
   std::vector<std::string> audit = probe;
   audit.push_back("lr");
   audit.insert(audit.end(), added.begin(), added.end());
@@ -179,7 +182,7 @@ TEST_F(RunFileTest, H5pyReadsTheRunFileAsTheInterfaceSays) {
   ASSERT_FALSE(d.empty());
 
   const json& attrs = d["attrs"];
-  EXPECT_EQ(attrs["schema"], json({"quantfork.run/2", "str"}));
+  EXPECT_EQ(attrs["schema"], json({"quantfork.run/3", "str"}));
   EXPECT_EQ(attrs["experiment"], json({"fork", "str"}));
   EXPECT_EQ(attrs["arm"], json({"wsd", "str"}));
   EXPECT_EQ(attrs["schedule"], json({"wsd", "str"}));
@@ -204,7 +207,7 @@ TEST_F(RunFileTest, H5pyReadsTheRunFileAsTheInterfaceSays) {
   EXPECT_TRUE(probe["ndarray"].get<bool>());
   EXPECT_EQ(probe["names"], json(names_of(probe_schema())));
   EXPECT_EQ(probe["dtypes"], json({"<i8", "|S32", "<i4", "<f8", "<f8", "<f8", "<f8", "<f8", "<f8",
-                                   "<f8", "<f8", "<i8", "<f8", "<f8"}));
+                                   "<f8", "<f8", "<i8", "<f8", "<f8", "|S32"}));
   EXPECT_EQ(probe["shape"], json::array({2}));
   EXPECT_EQ(probe["maxshape"], json::array({nullptr}));
   EXPECT_EQ(probe["chunks"], json::array({256}));
@@ -213,6 +216,7 @@ TEST_F(RunFileTest, H5pyReadsTheRunFileAsTheInterfaceSays) {
   EXPECT_EQ(probe["rows"][1][1], "stable");
   EXPECT_EQ(probe["rows"][1][2], 1);
   EXPECT_EQ(probe["rows"][1][4].get<double>(), probe_row(1010).ppl_fp32);
+  EXPECT_EQ(probe["rows"][1][14], "raw");
 
   const json& tensors = d["tables"]["probe_tensors"];
   EXPECT_EQ(tensors["names"], json(names_of(probe_tensors_schema())));
@@ -234,7 +238,7 @@ TEST_F(RunFileTest, H5pyReadsTheAuditFileAsTheInterfaceSays) {
   }
   const json d = h5py_dump(dir_, path("audit.h5"));
   ASSERT_FALSE(d.empty());
-  EXPECT_EQ(d["attrs"]["schema"], json({"quantfork.audit/2", "str"}));
+  EXPECT_EQ(d["attrs"]["schema"], json({"quantfork.audit/3", "str"}));
   EXPECT_EQ(d["attrs"]["fp32_convergence_step"], json({1200, "int64"}));
   EXPECT_EQ(d["attrs"]["divergence_onset_step"], json({-1, "int64"}));
   EXPECT_EQ(d["attrs"]["pre_divergence_step"], json({900, "int64"}));
@@ -242,7 +246,8 @@ TEST_F(RunFileTest, H5pyReadsTheAuditFileAsTheInterfaceSays) {
   EXPECT_EQ(audit["names"], json(names_of(audit_schema())));
   EXPECT_EQ(audit["dtypes"].back(), "<f8");
   // lr follows version 1's probe columns; the GPTQ columns (NaN here: null) come last.
-  const std::size_t lr = names_of(probe_schema()).size() - 2;
+  // (/probe's version-3 `weights` column is not in /audit.)
+  const std::size_t lr = names_of(probe_schema()).size() - 3;
   EXPECT_EQ(audit["names"][lr], "lr");
   EXPECT_EQ(audit["rows"][0][lr], 3e-4);
   EXPECT_TRUE(audit["rows"][0].back().is_null());
@@ -319,14 +324,14 @@ TEST_F(RunFileTest, TooLongTensorNameIsRefusedAndNothingIsWritten) {
 TEST_F(RunFileTest, OpeningAnotherKindOfFileNamesTheFileAndTheSchema) {
   AuditFile::create(path("audit.h5"), sample_attributes(), kYaml).close();
   EXPECT_THAT(message_of<FormatError>([&] { RunFile::open_for_append(path("audit.h5")); }),
-              AllOf(HasSubstr(path("audit.h5")), HasSubstr("not a quantfork.run/2 file"),
-                    HasSubstr("'quantfork.audit/2'")));
+              AllOf(HasSubstr(path("audit.h5")), HasSubstr("not a quantfork.run/3 file"),
+                    HasSubstr("'quantfork.audit/3'")));
   hdf5::File::create(path("plain.h5")).close();
   EXPECT_THAT(message_of<FormatError>([&] { RunFile::open_read_only(path("plain.h5")); }),
               AllOf(HasSubstr(path("plain.h5")), HasSubstr("missing")));
   test::write_file(dir_ / "text.h5", kYaml);
   EXPECT_THAT(message_of<FormatError>([&] { AuditFile::open_read_only(path("text.h5")); }),
-              AllOf(HasSubstr(path("text.h5")), HasSubstr("expected a quantfork.audit/2 file")));
+              AllOf(HasSubstr(path("text.h5")), HasSubstr("expected a quantfork.audit/3 file")));
   EXPECT_THROW(RunFile::open_for_append(path("absent.h5")), IoError);
 }
 
@@ -340,7 +345,7 @@ TEST_F(RunFileTest, ChangedColumnsAreAFormatErrorNamingTheColumn) {
   }
   EXPECT_THAT(message_of<FormatError>([&] { RunFile::open_for_append(path()); }),
               AllOf(HasSubstr(path()), HasSubstr("/train"), HasSubstr("'loss' f8"),
-                    HasSubstr("expected 'loss' f4"), HasSubstr("quantfork.run/2")));
+                    HasSubstr("expected 'loss' f4"), HasSubstr("quantfork.run/3")));
 }
 
 TEST_F(RunFileTest, CreateWhereNoFileCanBeIsAnIoErrorAndLeavesNothing) {
@@ -399,6 +404,24 @@ TEST_F(RunFileTest, AuditResumeKeepsRowsAndReplacesPhases) {
 namespace qf {
 namespace {
 
+// A run file as an older quantfork wrote it: schema tag `tag`, /probe with `probe_columns`
+// (the current columns minus those added since), no /events; returns /probe.
+hdf5::Table write_old_run_file(hdf5::File& f, const std::string& tag,
+                               const hdf5::Schema& probe_columns) {
+  f.set_string_attribute("schema", tag);
+  for (const char* name :
+       {"experiment", "arm", "schedule", "base_checkpoint", "created", "version"}) {
+    f.set_string_attribute(name, "x");
+  }
+  f.set_int_attribute("seed", 1);
+  f.set_int_attribute("start_step", 0);
+  f.write_string("config", "a: 1\n");
+  hdf5::Table::create(f, "train", train_schema());
+  hdf5::Table probe = hdf5::Table::create(f, "probe", probe_columns);
+  hdf5::Table::create(f, "probe_tensors", probe_tensors_schema());
+  return probe;
+}
+
 // A file of schema version 1 (before the GPTQ columns), made column by column as that
 // version wrote it: still read, its missing columns NaN, and still appended to.
 TEST(RunFileVersions, Version1FilesAreReadAndAppendedWithoutTheNewColumns) {
@@ -406,22 +429,14 @@ TEST(RunFileVersions, Version1FilesAreReadAndAppendedWithoutTheNewColumns) {
   const std::string p = (dir / "v1.h5").string();
   hdf5::Schema v1_probe;
   for (const auto& c : probe_schema()) {
-    if (c.name != "ppl_int4_gptq" && c.name != "gap_int4_gptq_pct") v1_probe.push_back(c);
+    if (c.name != "ppl_int4_gptq" && c.name != "gap_int4_gptq_pct" && c.name != "weights") {
+      v1_probe.push_back(c);
+    }
   }
-  ASSERT_EQ(v1_probe.size() + 2, probe_schema().size());
+  ASSERT_EQ(v1_probe.size() + 3, probe_schema().size());
   {
     hdf5::File f = hdf5::File::create(p);
-    f.set_string_attribute("schema", "quantfork.run/1");
-    for (const char* name : {"experiment", "arm", "schedule", "base_checkpoint", "created",
-                             "version"}) {
-      f.set_string_attribute(name, "x");
-    }
-    f.set_int_attribute("seed", 1);
-    f.set_int_attribute("start_step", 0);
-    f.write_string("config", "a: 1\n");
-    hdf5::Table::create(f, "train", train_schema());
-    hdf5::Table probe = hdf5::Table::create(f, "probe", v1_probe);
-    hdf5::Table::create(f, "probe_tensors", probe_tensors_schema());
+    hdf5::Table probe = write_old_run_file(f, "quantfork.run/1", v1_probe);
     hdf5::RowBuilder b = probe.row();
     for (const auto& c : v1_probe) {
       if (c.type == hdf5::ColumnType::kString) {
@@ -455,6 +470,103 @@ TEST(RunFileVersions, Version1FilesAreReadAndAppendedWithoutTheNewColumns) {
   EXPECT_TRUE(std::isnan(rows[0].ppl_int4_gptq));
   EXPECT_TRUE(std::isnan(rows[1].gap_int4_gptq_pct));
   EXPECT_EQ(rows[1].step, 200);
+  EXPECT_EQ(rows[0].weights, kRawWeights);
+}
+
+// A file of schema version 2 (GPTQ columns, no `weights`, no /events): its rows read as
+// the raw weights', and what only version 3 holds is refused, not dropped.
+TEST(RunFileVersions, Version2FilesReadAsRawAndRefuseEmaRowsAndEvents) {
+  test::TempDir dir;
+  const std::string p = (dir / "v2.h5").string();
+  hdf5::Schema v2_probe;
+  for (const auto& c : probe_schema()) {
+    if (c.name != "weights") v2_probe.push_back(c);
+  }
+  {
+    hdf5::File f = hdf5::File::create(p);
+    write_old_run_file(f, "quantfork.run/2", v2_probe);
+  }
+  RunFile f = RunFile::open_for_append(p);
+  EXPECT_EQ(f.schema_version(), 2);
+  ProbeRow row;
+  row.step = 10;
+  row.ppl_int4_gptq = 5;
+  f.append_probe(row);
+  row.step = 10;
+  row.weights = kEmaWeights;
+  try {
+    f.append_probe(row);
+    FAIL() << "an ema row went into a file without the weights column";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'weights'"), std::string::npos) << e.what();
+  }
+  EventRow event;
+  event.kind = "monitor_fired";
+  try {
+    f.append_event(event);
+    FAIL() << "an event went into a file without /events";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("quantfork.run/2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/events"), std::string::npos) << e.what();
+  }
+  const auto rows = f.read_probe();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].weights, kRawWeights);
+  EXPECT_EQ(rows[0].ppl_int4_gptq, 5);
+  EXPECT_TRUE(f.read_events().empty());
+}
+
+TEST(RunFileVersions, EventsAndEmaRowsRoundTripAndFollowResume) {
+  test::TempDir dir;
+  const std::string p = (dir / "run.h5").string();
+  {
+    RunFile f = RunFile::create_journaled(p, {}, "a: 1\n");
+    for (std::int64_t step : {4, 9}) {
+      ProbeRow row;
+      row.step = step;
+      f.append_probe(row);
+      row.weights = kEmaWeights;
+      row.gap_int4_pct = 1.5;
+      f.append_probe(row);
+      EventRow e;
+      e.step = step;
+      e.kind = "monitor_fired";
+      e.metric = "gap_int4_pct";
+      e.value = 2.5;
+      e.gap_rise = 0.75;
+      e.fp32_change_pct = -0.25;
+      e.detail = "action: switch";
+      f.append_event(e);
+    }
+    EventRow long_detail;
+    long_detail.detail = std::string(kDetailBytes + 1, 'x');
+    EXPECT_THROW(f.append_event(long_detail), Error);
+  }
+  {
+    const RunFile f = RunFile::open_read_only(p);
+    const auto events = f.read_events();
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[1].step, 9);
+    EXPECT_EQ(events[1].kind, "monitor_fired");
+    EXPECT_EQ(events[1].metric, "gap_int4_pct");
+    EXPECT_EQ(events[1].value, 2.5);
+    EXPECT_EQ(events[1].gap_rise, 0.75);
+    EXPECT_EQ(events[1].fp32_change_pct, -0.25);
+    EXPECT_EQ(events[1].detail, "action: switch");
+    const auto rows = f.read_probe();
+    ASSERT_EQ(rows.size(), 4u);
+    EXPECT_EQ(rows[0].weights, kRawWeights);
+    EXPECT_EQ(rows[1].weights, kEmaWeights);
+    EXPECT_EQ(rows[1].gap_int4_pct, 1.5);
+  }
+  // The journal holds them too, and a resume from step 5 drops what came after it.
+  EXPECT_EQ(read_journal_rows(journal_path_for(p)).events.size(), 2u);
+  RunRecovery r;
+  RunFile f = RunFile::recover(p, 5, &r);
+  EXPECT_EQ(r.dropped_rows, 3u);  // two /probe rows and one event at step 9
+  ASSERT_EQ(f.read_events().size(), 1u);
+  EXPECT_EQ(f.read_events()[0].step, 4);
+  EXPECT_EQ(f.read_probe().size(), 2u);
 }
 
 TEST(RunFileVersions, NewFilesCarryTheGptqColumns) {

@@ -206,7 +206,7 @@ TEST_F(AnalyzeCli, BadInputsNameTheFileOrKey) {
   // An HDF5 file of the other kind: an audit file is not a run file.
   { AuditFile::create((dir_ / "audit.h5").string(), RunAttributes{}, "a: 1\n"); }
   testing::expect_fails("analyze --runs out audit.h5 --out s.json", dir_.path(), 1,
-                        {"audit.h5", "quantfork.run/2"});
+                        {"audit.h5", "quantfork.run/3"});
   EXPECT_FALSE(std::filesystem::exists(dir_ / "s.json"));  // no partial output
 }
 

@@ -406,3 +406,93 @@ TEST(AnalyzeInputs, NonFiniteValuesAreUnpaired) {
 
 }  // namespace
 }  // namespace qf::experiments
+
+namespace qf::experiments {
+namespace {
+
+// A run of arm `arm` with raw rows `raw` and, when given, ema rows `ema` at steps 10, 20,
+// 30 (train.ema's /probe rows, schema version 3).
+void write_weights_run(const std::filesystem::path& file, const std::string& arm, std::int64_t seed,
+                       const std::vector<double>& raw, const std::vector<double>& ema) {
+  std::filesystem::create_directories(file.parent_path());
+  RunAttributes a;
+  a.experiment = "fork";
+  a.arm = arm;
+  a.seed = seed;
+  RunFile f = RunFile::create(file.string(), a, "x: 1\n");
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    ProbeRow row;
+    row.step = 10 * static_cast<std::int64_t>(i + 1);
+    row.phase = "decay";
+    row.gap_int4_pct = raw[i];
+    f.append_probe(row);
+    if (i < ema.size()) {
+      row.weights = kEmaWeights;
+      row.gap_int4_pct = ema[i];
+      f.append_probe(row);
+    }
+  }
+}
+
+TEST(AnalyzeWeights, BothComparesEachRunWithItsOwnAverageSeedBySeed) {
+  qf::test::TempDir dir;
+  // ema − raw per (seed, step): -1, -2, -3 for seed 1; -2, -2, -2 for seed 2; -3, -1, -2 for 3.
+  write_weights_run(dir / "s1/run.h5", "cosine", 1, {5, 6, 7}, {4, 4, 4});
+  write_weights_run(dir / "s2/run.h5", "cosine", 2, {6, 6, 6}, {4, 4, 4});
+  write_weights_run(dir / "s3/run.h5", "cosine", 3, {7, 5, 6}, {4, 4, 4});
+  std::vector<std::string> w;
+  const auto files = find_run_files({dir.path().string()});
+  const auto runs = load_runs(files, "gap_int4_pct", false, w, WeightsSelection::kBoth);
+  ASSERT_EQ(runs.size(), 6u);
+  AnalyzeOptions o;
+  o.baseline = "cosine";
+  o.arms = {"cosine+ema"};
+  o.weights = WeightsSelection::kBoth;
+  const Analysis a = analyze(runs, o);
+  EXPECT_EQ(a.weights, "both");
+  ASSERT_FALSE(a.comparisons.empty());
+  const Comparison& c = a.comparisons.front();
+  EXPECT_EQ(c.arm, "cosine+ema");
+  EXPECT_EQ(c.pairs.size(), 9u);
+  EXPECT_DOUBLE_EQ(c.paired.mean_diff, -2.0);
+  // ema alone: the runs keep their arm names and carry the average's values.
+  const auto ema = load_runs(files, "gap_int4_pct", false, w, WeightsSelection::kEma);
+  ASSERT_EQ(ema.size(), 3u);
+  EXPECT_EQ(ema[0].arm, "cosine");
+  EXPECT_EQ(ema[0].probes[1].value, 4);
+  // raw (the default) ignores the average's rows.
+  const auto raw = load_runs(files, "gap_int4_pct", false, w);
+  ASSERT_EQ(raw.size(), 3u);
+  EXPECT_EQ(raw[0].probes.size(), 3u);
+  EXPECT_EQ(raw[0].probes[1].value, 6);
+}
+
+TEST(AnalyzeWeights, ARunWithoutAnAverageIsAnErrorForEmaAndAWarningForBoth) {
+  qf::test::TempDir dir;
+  write_weights_run(dir / "s1/run.h5", "cosine", 1, {5, 6, 7}, {4, 4, 4});
+  write_weights_run(dir / "s2/run.h5", "cosine", 2, {6, 6, 6}, {});
+  std::vector<std::string> w;
+  const auto files = find_run_files({dir.path().string()});
+  const std::string m = qf::test::message_of<Error>(
+      [&] { load_runs(files, "gap_int4_pct", false, w, WeightsSelection::kEma); });
+  EXPECT_NE(m.find("s2/run.h5"), std::string::npos) << m;
+  EXPECT_NE(m.find("train.ema"), std::string::npos) << m;
+  const auto both = load_runs(files, "gap_int4_pct", false, w, WeightsSelection::kBoth);
+  EXPECT_EQ(both.size(), 3u);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("cosine+ema"), std::string::npos) << w[0];
+}
+
+TEST(AnalyzeWeights, AnUnknownSelectionIsAConfigErrorNamingTheKey) {
+  ConfigSchema schema;
+  declare_analyze_config(schema);
+  ConfigLoader loader(schema);
+  loader.add_override("analyze.weights=average");
+  const Config cfg = loader.resolve();
+  const std::string m = qf::test::message_of<ConfigError>([&] { analyze_options(cfg); });
+  EXPECT_NE(m.find("analyze.weights"), std::string::npos) << m;
+  EXPECT_NE(m.find("raw, ema or both"), std::string::npos) << m;
+}
+
+}  // namespace
+}  // namespace qf::experiments

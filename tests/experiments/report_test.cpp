@@ -293,7 +293,7 @@ TEST_F(ReportCli, BadInputs) {
   testing::expect_fails("report --analysis bad.json --out rep", dir_.path(), 1,
                         {"bad.json", "'baseline'"});
   testing::expect_fails("report --audit out/fork/oli/seed1/run.h5 --out rep", dir_.path(), 1,
-                        {"quantfork.audit/2"});
+                        {"quantfork.audit/3"});
 }
 
 }  // namespace

@@ -124,7 +124,7 @@ TEST(Attribution, TheProbeReportsEveryUnitAndTheSumBesideTheJointGap) {
   EXPECT_EQ(j["attribution"]["gaps"].size(), 2u);
 }
 
-// With GPTQ on as well: the audit of the issue, GPTQ and attribution together.
+// With GPTQ on as well: one audit with GPTQ and attribution together.
 TEST(Attribution, AuditWritesTheTableAndTheReportDrawsIt) {
   QF_REQUIRE_FIXTURE("trajectory");
   TempDir tmp;

@@ -35,7 +35,7 @@ std::string audit_args(const std::string& k) {
 
 hdf5::RowSet lawa_rows(const fs::path& file) {
   AuditFile audit = AuditFile::open_read_only(file.string());
-  return hdf5::Table::open(audit.file(), quant::kAuditLawaTable, quant::audit_lawa_schema()).read();
+  return hdf5::Table::open(audit.file(), qf::kAuditLawaTable, quant::audit_lawa_schema()).read();
 }
 
 TEST(AuditLawa, ProbesTheAverageOfTheLastKCheckpoints) {

@@ -124,7 +124,7 @@ TEST(GptqCommand, AuditWithGptqWritesTheGptqGapOfEveryCheckpoint) {
       tmp.path());
   ASSERT_EQ(py.exit_code, 0) << py.output;
   const auto j = nlohmann::json::parse(py.output);
-  EXPECT_EQ(j["schema"], "quantfork.audit/2");
+  EXPECT_EQ(j["schema"], "quantfork.audit/3");
   EXPECT_EQ(j["gap"].size(), 2u);
 }
 

@@ -143,7 +143,7 @@ TEST_F(Trajectory, AuditFileReadsWithH5py) {
 import h5py, numpy as np
 f = h5py.File(")" + audit_file().string() +
                     R"(", "r")
-assert f.attrs["schema"] == "quantfork.audit/2", f.attrs["schema"]
+assert f.attrs["schema"] == "quantfork.audit/3", f.attrs["schema"]
 a = f["audit"][:]
 assert len(a) == 22 and list(a["step"][:3]) == [0, 1, 2], a["step"]
 assert a.dtype.names[:5] == ("step", "phase", "phase_index", "loss_fp32", "ppl_fp32"), a.dtype.names

@@ -46,7 +46,7 @@ struct Bounds {
   int early = 0, late = 0;
 };
 
-// The issue's bounds (within 2 checkpoints; a concave rise up to 4 early; an
+// The detector's required bounds (within 2 checkpoints; a concave rise up to 4 early; an
 // accelerating one from 77K by 100K), held tighter where the fit allows: exact without
 // noise where the shape is the fit's own (a log-linear rise is a hinge), within 1 at
 // noise 0.05, and never late for a concave rise or early for an accelerating one.
@@ -150,7 +150,7 @@ TEST(SyntheticPhases, OnsetAndPreDivergenceCheckpointWithinBounds) {
               EXPECT_GE(e, -b.early);
               EXPECT_LE(e, b.late);
               if (shape == RiseShape::Accelerating && onset == 77000) {
-                EXPECT_LE(*r.divergence_onset_step, 100000);  // issue 16: by 100K
+                EXPECT_LE(*r.divergence_onset_step, 100000);  // required: by 100K
                 latest_accelerating_from_77k =
                     std::max(latest_accelerating_from_77k, *r.divergence_onset_step);
               }

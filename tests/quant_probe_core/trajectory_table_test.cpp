@@ -102,7 +102,7 @@ TEST(TrajectoryTable, UnreadableFilesAreIoErrorsAndOtherHdf5FilesFormatErrors) {
   RunFile::create((dir / "run.h5").string(), {}, "{}\n").close();
   EXPECT_NE(message_of<FormatError>([&] {
               quant::read_trajectory_table(dir / "run.h5");
-            }).find("quantfork.audit/2"),
+            }).find("quantfork.audit/3"),
             std::string::npos);
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -24,7 +25,14 @@ using Vars = std::map<std::string, std::string>;
 TEST(DistEnv, Launchers) {
   const auto env = [](int rank, int world, int local, std::string addr, int port,
                       std::string launcher) {
-    return DistEnv{rank, world, local, std::move(addr), port, std::move(launcher)};
+    DistEnv e;
+    e.rank = rank;
+    e.world_size = world;
+    e.local_rank = local;
+    e.master_addr = std::move(addr);
+    e.master_port = port;
+    e.launcher = std::move(launcher);
+    return e;
   };
   const Vars slurm{{"SLURM_PROCID", "7"},
                    {"SLURM_NTASKS", "8"},
@@ -106,6 +114,48 @@ TEST(DistEnv, ReadsTheProcessEnvironment) {
   EXPECT_EQ(env.rank, 1);
   EXPECT_EQ(env.world_size, 3);
   EXPECT_EQ(env.master_addr, "example");
+}
+
+// 8 GPUs per node × several nodes: LOCAL_RANK picks the GPU among those the launcher
+// shows the rank; one visible GPU is device 0 (srun --gpus-per-task 1).
+TEST(DistEnv, CudaDeviceOfARank) {
+  const auto device = [](int local_rank, std::optional<std::string> visible) {
+    DistEnv env;
+    env.local_rank = local_rank;
+    env.cuda_visible_devices = std::move(visible);
+    return env.cuda_device_index();
+  };
+  EXPECT_EQ(device(5, std::nullopt), 5);
+  EXPECT_EQ(device(5, "0,1,2,3,4,5,6,7"), 5);
+  EXPECT_EQ(device(7, "GPU-aa,GPU-bb,GPU-cc,GPU-dd,GPU-ee,GPU-ff,GPU-gg,GPU-hh"), 7);
+  EXPECT_EQ(device(5, "3"), 0);
+  auto msg = message_of<ConfigError>([&] { device(5, "0,1,2,3"); });
+  EXPECT_NE(msg.find("LOCAL_RANK"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("CUDA_VISIBLE_DEVICES='0,1,2,3'"), std::string::npos) << msg;
+  msg = message_of<ConfigError>([&] { device(0, ""); });
+  EXPECT_NE(msg.find("CUDA_VISIBLE_DEVICES"), std::string::npos) << msg;
+  // Read with the launcher's variables, with or without a launcher.
+  EXPECT_EQ(DistEnv::from_variables({{"CUDA_VISIBLE_DEVICES", "2"}}).cuda_visible_devices, "2");
+  const DistEnv second_node =
+      DistEnv::from_variables({{"RANK", "13"},
+                               {"WORLD_SIZE", "16"},
+                               {"LOCAL_RANK", "5"},
+                               {"MASTER_ADDR", "n0"},
+                               {"CUDA_VISIBLE_DEVICES", "0,1,2,3,4,5,6,7"}});
+  EXPECT_EQ(second_node.cuda_device_index(), 5);
+}
+
+// A run of a run group keeps its node-local rank (its GPU) in a smaller world, and meets
+// under the experiment's store prefix.
+TEST(DistEnv, RunGroupVariables) {
+  const DistEnv env = DistEnv::from_variables({{"RANK", "1"},
+                                               {"WORLD_SIZE", "2"},
+                                               {"LOCAL_RANK", "7"},
+                                               {"MASTER_ADDR", "n0"},
+                                               {"QF_STORE_PREFIX", "qf/experiment/0/run3/"}});
+  EXPECT_EQ(env.local_rank, 7);
+  EXPECT_EQ(env.store_prefix, "qf/experiment/0/run3/");
+  EXPECT_TRUE(DistEnv::from_variables({}).store_prefix.empty());
 }
 
 }  // namespace

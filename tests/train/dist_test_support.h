@@ -49,6 +49,27 @@ inline train::DistEnv local_env(int rank, int world, int port) {
   return env;
 }
 
+// The variables torchrun gives one worker of a job of `nodes` × `per_node` ranks on a
+// cluster, here with every "node" on 127.0.0.1: node `node` (GROUP_RANK), local rank
+// `local`, one rendezvous endpoint at 127.0.0.1:`port`. `agent_store`: torchrun's agent
+// hosts the store there (its c10d rendezvous), so no worker does.
+inline std::vector<std::string> torchrun_node_env(int node, int local, int nodes, int per_node,
+                                                  int port, bool agent_store = false) {
+  const auto s = [](int v) { return std::to_string(v); };
+  std::vector<std::string> env = {"RANK=" + s(node * per_node + local),
+                                  "WORLD_SIZE=" + s(nodes * per_node),
+                                  "LOCAL_RANK=" + s(local),
+                                  "LOCAL_WORLD_SIZE=" + s(per_node),
+                                  "GROUP_RANK=" + s(node),
+                                  "GROUP_WORLD_SIZE=" + s(nodes),
+                                  "ROLE_RANK=" + s(node * per_node + local),
+                                  "MASTER_ADDR=127.0.0.1",
+                                  "MASTER_PORT=" + s(port),
+                                  "TORCHELASTIC_RESTART_COUNT=0"};
+  if (agent_store) env.push_back("TORCHELASTIC_USE_AGENT_STORE=True");
+  return env;
+}
+
 // Runs fn(rank) for ranks 0..world-1 on threads; returns each rank's exception message
 // ("" when it returned).
 template <class F>
