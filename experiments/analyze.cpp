@@ -285,6 +285,14 @@ void declare_analyze_config(ConfigSchema& s) {
                 "runs, seed by seed).");
 }
 
+std::optional<WeightsSelection> weights_from_name(const std::string& name) {
+  for (WeightsSelection w :
+       {WeightsSelection::kRaw, WeightsSelection::kEma, WeightsSelection::kBoth}) {
+    if (name == weights_name(w)) return w;
+  }
+  return std::nullopt;
+}
+
 const char* weights_name(WeightsSelection w) {
   switch (w) {
     case WeightsSelection::kEma:
@@ -328,14 +336,12 @@ AnalyzeOptions analyze_options(const Config& cfg) {
                       "' is not a numeric /probe column; expected one of: " + join(cols));
   }
   const std::string weights = cfg.get_string("analyze.weights");
-  if (weights == "raw" || weights == "ema" || weights == "both") {
-    o.weights = weights == "raw"   ? WeightsSelection::kRaw
-                : weights == "ema" ? WeightsSelection::kEma
-                                   : WeightsSelection::kBoth;
-  } else {
+  const auto selection = weights_from_name(weights);
+  if (!selection) {
     throw ConfigError("config " + cfg.where("analyze.weights") +
                       ": expected raw, ema or both, not '" + weights + "'");
   }
+  o.weights = *selection;
   o.baseline = cfg.get_string("analyze.baseline");
   o.arms = cfg.get_string_list("analyze.arms");
   for (auto& [arm, entries] : per_arm_lists(cfg, "analyze.phase_filter", "phase filter entries",

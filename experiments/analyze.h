@@ -57,8 +57,9 @@ struct AnalyzeOptions {
   WeightsSelection weights = WeightsSelection::kRaw;
 };
 
-// "raw", "ema", "both".
+// "raw", "ema", "both", and back; nullopt for another name.
 const char* weights_name(WeightsSelection weights);
+std::optional<WeightsSelection> weights_from_name(const std::string& name);
 
 // What n counts in each test: the JSON's "n_counts" and the tables' wording.
 inline constexpr const char* kPairedCounts = "matched (seed, step) probe pairs";

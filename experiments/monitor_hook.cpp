@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -132,12 +133,14 @@ bool monitor_after_probe(const MonitorPlan& plan, train::Trainer& t, const train
   const bool last_update = info.step + 1 >= t.options().steps;
   int decision = kNone;
   quant::MonitorReading reading;
+  double value = std::numeric_limits<double>::quiet_NaN();  // the metric at this probe
   if (t.is_root() && t.run_file()) {
     const auto points = history(*t.run_file(), plan.options.metric);
     if (!points.empty() && points.back().step == info.step) {
       // The whole replay, so that "fires" (the condition here and not at the probe
       // before) is exactly what `quantfork phases --monitor` reports.
       reading = quant::replay_monitor(points, plan.options).back();
+      value = points.back().gap_pct;
     }
     if (reading.fires) {
       decision = kLogged;
@@ -154,7 +157,6 @@ bool monitor_after_probe(const MonitorPlan& plan, train::Trainer& t, const train
   why.precision(4);
   std::string reason;
   if (t.is_root()) {
-    const double value = history(*t.run_file(), plan.options.metric).back().gap_pct;
     why << "the divergence monitor fired after update " << info.step << ": ln("
         << plan.options.metric << ") rose by " << reading.gap_rise << " across the last "
         << reading.probes << " probes while FP32 perplexity changed by " << reading.fp32_change_pct

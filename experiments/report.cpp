@@ -71,12 +71,10 @@ ReportFiles write_report(const ReportOptions& o, const fs::path& out_dir) {
     std::vector<std::string> warnings;
     // The figures show the metric the statistics are about.
     const std::string metric = analysis ? analysis->metric : o.analyze.metric;
-    WeightsSelection weights = o.analyze.weights;
-    if (analysis) {
-      weights = analysis->weights == "ema"    ? WeightsSelection::kEma
-                : analysis->weights == "both" ? WeightsSelection::kBoth
-                                              : WeightsSelection::kRaw;
-    }
+    // The figures show the weights the statistics are about, too.
+    const WeightsSelection weights =
+        analysis ? weights_from_name(analysis->weights).value_or(WeightsSelection::kRaw)
+                 : o.analyze.weights;
     const auto runs = load_runs(find_run_files(o.runs), metric, true, warnings, weights);
     for (const auto& w : warnings) spdlog::warn("report: {}", w);
     md += experiment_section(runs, metric, out_dir, files.figures);

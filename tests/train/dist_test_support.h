@@ -10,13 +10,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/run_file.h"
 #include "train/dist_env.h"
 
 namespace qf::test {
@@ -136,6 +139,21 @@ inline int open_sockets() {
 }
 inline int live_threads() {
   return entries_of("/proc/self/task");
+}
+
+// Two runs' /train rows: 20 each, losses equal to 1e-6 relative and gradient norms to
+// 1e-5, update by update; the worst relative loss difference goes into the test's XML.
+inline void expect_same_losses(const std::vector<TrainRow>& a, const std::vector<TrainRow>& b) {
+  ASSERT_EQ(a.size(), 20u);
+  ASSERT_EQ(b.size(), 20u);
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double rel = std::abs(a[i].loss - b[i].loss) / std::abs(a[i].loss);
+    worst = std::max(worst, rel);
+    EXPECT_LE(rel, 1e-6) << "step " << a[i].step << ": " << a[i].loss << " vs " << b[i].loss;
+    EXPECT_NEAR(a[i].grad_norm, b[i].grad_norm, 1e-5 * a[i].grad_norm) << "step " << a[i].step;
+  }
+  ::testing::Test::RecordProperty("max_rel_loss_difference", std::to_string(worst));
 }
 
 inline double seconds_since(std::chrono::steady_clock::time_point t) {

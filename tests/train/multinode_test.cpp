@@ -53,17 +53,7 @@ TEST_F(MultiNode, TwoNodesOfTwoRanksMatchOneProcess) {
   const auto codes = wait_all(launch("train --config run.yaml --set run.dir=four", 2, 2, port,
                                      /*agent_store=*/true));
   ASSERT_EQ(codes, std::vector<int>(4, 0)) << read_file(dir_ / "child.log");
-  const auto a = train_rows(dir_ / "one"), b = train_rows(dir_ / "four");
-  ASSERT_EQ(a.size(), 20u);
-  ASSERT_EQ(b.size(), 20u);
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double rel = std::abs(a[i].loss - b[i].loss) / std::abs(a[i].loss);
-    worst = std::max(worst, rel);
-    EXPECT_LE(rel, 1e-6) << "step " << a[i].step << ": " << a[i].loss << " vs " << b[i].loss;
-    EXPECT_NEAR(a[i].grad_norm, b[i].grad_norm, 1e-5 * a[i].grad_norm) << "step " << a[i].step;
-  }
-  RecordProperty("max_rel_loss_difference", std::to_string(worst));
+  expect_same_losses(train_rows(dir_ / "one"), train_rows(dir_ / "four"));
 }
 
 TEST_F(MultiNode, ARankKilledOnOneNodeStopsTheOthersNamingIt) {
