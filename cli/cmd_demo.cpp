@@ -16,12 +16,21 @@ int run_demo(const std::vector<std::string>& args) {
       "cosine, SGDR and OLI x 3 seeds, the statistics and the report (demo.out/report/"
       "report.md). Every stage's config is written into demo.out; rerunning goes on where it "
       "stopped.");
+  parser.flag("corpus-only",
+              "only write the corpus (demo.out/data/train and val, indexed datasets), e.g. for "
+              "experiments/configs/sweep_search.yaml, and print their paths");
   add_config_options(parser);
   if (!parser.parse(args)) return 0;
   ConfigSchema schema;
   experiments::declare_demo_config(schema);
   Config cfg;
   if (!load_config(parser, schema, cfg)) return 0;
+  if (parser.has("corpus-only")) {
+    const auto data = experiments::make_demo_corpus(cfg);
+    std::cout << "training set: " << data.first.string()
+              << "\nvalidation set: " << data.second.string() << "\n";
+    return 0;
+  }
   const auto result = experiments::run_demo(cfg, std::filesystem::read_symlink("/proc/self/exe"));
   std::cout << "fork base: " << result.base_reason << "\nreport: " << result.report.string()
             << "\n";

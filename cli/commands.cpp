@@ -16,6 +16,7 @@ int run_audit(const std::vector<std::string>& args);
 int run_average(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_experiment(const std::vector<std::string>& args);
+int run_sweep(const std::vector<std::string>& args);
 int run_demo(const std::vector<std::string>& args);
 int run_status(const std::vector<std::string>& args);
 #endif
@@ -39,6 +40,8 @@ const std::vector<Command>& commands() {
       {"average", "the uniform average (LAWA) of checkpoints -> an HF checkpoint", run_average},
       {"train", "train or continue one run from a config", run_train},
       {"experiment", "run the fork experiment (arms x seeds) from a config", run_experiment},
+      {"sweep", "train a grid of configs from scratch, audit each trajectory, tabulate",
+       run_sweep},
       {"demo", "the whole study in miniature on this machine, no downloads", run_demo},
       {"status", "where the runs of a run, experiment or sweep directory stand", run_status},
 #endif

@@ -439,27 +439,34 @@ void ConfigLoader::add_override(const std::string& assignment) {
   if (eq == std::string::npos || eq == 0) {
     throw UsageError("'" + source + "': expected --set dotted.key=value");
   }
-  const std::string key = assignment.substr(0, eq);
   YAML::Node value;
   try {
     value = YAML::Load(assignment.substr(eq + 1));
   } catch (const YAML::ParserException& e) {
     throw ConfigError("'" + source + "': the value is not valid YAML: " + e.msg);
   }
+  add_value(assignment.substr(0, eq), value, Origin{source, 0, fs::current_path()});
+}
+
+void ConfigLoader::add_value(const std::string& key, const YAML::Node& value,
+                             const Origin& origin) {
   // Build {a: {b: {c: value}}} from "a.b.c".
   YAML::Node tree(YAML::NodeType::Map);
   YAML::Node cur = tree;
   size_t start = 0;
   for (size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', start)) {
     std::string part = key.substr(start, dot - start);
-    if (part.empty()) throw UsageError("'" + source + "': empty part in the key");
+    if (part.empty())
+      throw UsageError("'" + origin.str() + "': empty part in the key '" + key + "'");
     cur[part] = YAML::Node(YAML::NodeType::Map);
     cur.reset(cur[part]);
     start = dot + 1;
   }
-  if (start >= key.size()) throw UsageError("'" + source + "': empty part in the key");
-  cur[key.substr(start)] = value;
-  layers_.push_back(Layer{tree, Origin{source, 0, fs::current_path()}});
+  if (start >= key.size()) {
+    throw UsageError("'" + origin.str() + "': empty part in the key '" + key + "'");
+  }
+  cur[key.substr(start)] = YAML::Clone(value);
+  layers_.push_back(Layer{tree, origin});
 }
 
 Config ConfigLoader::resolve(bool require_all) const {

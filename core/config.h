@@ -18,8 +18,8 @@ namespace qf {
 
 // Where a configuration value came from.
 struct Origin {
-  std::string source;  // a file path, "--set key=value" or "built-in default"
-  int line = 0;        // 1-based line in `source`, 0 when unknown
+  std::string source;              // a file path, "--set key=value" or "built-in default"
+  int line = 0;                    // 1-based line in `source`, 0 when unknown
   std::filesystem::path base_dir;  // relative paths in this value resolve against it
   std::string str() const;         // "file.yaml:12", "--set train.steps=x", ...
 };
@@ -70,6 +70,9 @@ class ConfigLoader {
                 const std::filesystem::path& base_dir = std::filesystem::current_path());
   // One `--set dotted.key=value`; the value is parsed as YAML.
   void add_override(const std::string& assignment);
+  // One dotted key set to `value` as a layer of its own, from `origin` (e.g. a sweep's
+  // grid entry): what add_override does with an already parsed value.
+  void add_value(const std::string& key, const YAML::Node& value, const Origin& origin);
 
   // Merges the layers and validates them against the schema: unknown keys, wrong types
   // and missing required values throw ConfigError naming the key and its origin.

@@ -35,9 +35,14 @@ std::optional<BatchOrder> batch_order_from_name(const std::string& name) {
 }
 
 nlohmann::json BatchCursor::to_json() const {
-  return {{"order", batch_order_name(order)}, {"seq_len", seq_len}, {"global_batch", global_batch},
-          {"start_item", start_item},         {"seed", seed},       {"next_batch", next_batch},
-          {"dataset_tokens", dataset_tokens}};
+  return {{"order", batch_order_name(order)},
+          {"seq_len", seq_len},
+          {"global_batch", global_batch},
+          {"start_item", start_item},
+          {"seed", seed},
+          {"next_batch", next_batch},
+          {"dataset_tokens", dataset_tokens},
+          {"max_windows", max_windows}};
 }
 
 BatchCursor BatchCursor::from_json(const nlohmann::json& j, const std::string& where) {
@@ -52,13 +57,14 @@ BatchCursor BatchCursor::from_json(const nlohmann::json& j, const std::string& w
   c.seed = field<uint64_t>(j, "seed", where);
   c.next_batch = field<int64_t>(j, "next_batch", where);
   c.dataset_tokens = field<int64_t>(j, "dataset_tokens", where);
+  if (j.contains("max_windows")) c.max_windows = field<int64_t>(j, "max_windows", where);
   return c;
 }
 
 bool BatchCursor::operator==(const BatchCursor& o) const {
   return order == o.order && seq_len == o.seq_len && global_batch == o.global_batch &&
          start_item == o.start_item && seed == o.seed && next_batch == o.next_batch &&
-         dataset_tokens == o.dataset_tokens;
+         dataset_tokens == o.dataset_tokens && max_windows == o.max_windows;
 }
 
 BatchReader::BatchReader(std::shared_ptr<const IndexedDataset> dataset, BatchCursor cursor,
@@ -96,6 +102,14 @@ BatchReader::BatchReader(std::shared_ptr<const IndexedDataset> dataset, BatchCur
               " tokens from item " + std::to_string(cursor_.start_item) +
               ", not even one window of seq_len + 1 = " + std::to_string(cursor_.seq_len + 1));
   }
+  if (cursor_.max_windows < 0) throw bad("max_windows (data.windows) is negative");
+  if (cursor_.max_windows > num_windows_) {
+    throw bad("data.windows " + std::to_string(cursor_.max_windows) +
+              " asks for more windows than " + name + " holds: " + std::to_string(num_windows_) +
+              " of " + std::to_string(cursor_.seq_len + 1) + " tokens from item " +
+              std::to_string(cursor_.start_item));
+  }
+  if (cursor_.max_windows > 0) num_windows_ = cursor_.max_windows;
 }
 
 int64_t BatchReader::window_of(int64_t g) const {

@@ -13,6 +13,7 @@
 //   sequential: g                          (error past the last window: no silent reuse)
 //   seeded:     P_e(g mod S), e = g div S  (S windows; P_e a seeded permutation,
 //                                           permutation.h, new for every epoch e)
+// S is every window from start_item on, or the first max_windows of them (data.windows).
 // Sequential with B = 1024 and start_item = 0 is Pythia's training order: the batch of
 // step s is items [s·1024, (s+1)·1024). Pythia's checkpoint `stepN` has been trained on
 // steps 0..N-1, so a fork from it continues with the batch of step N, the (N+1)-th update:
@@ -50,6 +51,9 @@ struct BatchCursor {
   int64_t start_item = 0;       // windows start at this item's first token
   uint64_t seed = 0;            // seeded order only: fixes which windows and in what order
   int64_t next_batch = 0;       // global batches already handed out
+  // The stream's first this-many windows only (0: all): a smaller corpus read for more
+  // epochs (data.windows). Absent from cursors written before it existed: 0.
+  int64_t max_windows = 0;
   // Tokens of the dataset the cursor belongs to; checked on resume (-1: not bound yet).
   int64_t dataset_tokens = -1;
 

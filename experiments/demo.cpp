@@ -19,6 +19,7 @@
 #include "experiments/fork.h"
 #include "experiments/report.h"
 #include "experiments/subprocess.h"
+#include "experiments/sweep.h"
 #include "model/gpt_neox_config.h"
 #include "quant_probe/audit.h"
 #include "quant_probe/probe.h"
@@ -182,16 +183,6 @@ std::string cosine_block(const DemoSettings& d, const std::string& offset = "$ba
   return s.str();
 }
 
-std::vector<int64_t> pythia_like_steps(const DemoSettings& d) {
-  std::vector<int64_t> steps;
-  for (int64_t s = 1; s <= 512 && s <= d.pretrain_steps; s *= 2) steps.push_back(s);
-  for (int64_t s = d.checkpoint_every; s <= d.pretrain_steps; s += d.checkpoint_every) {
-    if (s > 512) steps.push_back(s);
-  }
-  if (steps.back() != d.pretrain_steps) steps.push_back(d.pretrain_steps);
-  return steps;
-}
-
 void run_stage(const fs::path& program, const std::vector<std::string>& args,
                const std::string& what) {
   int status = 0;
@@ -230,23 +221,29 @@ std::pair<int64_t, std::string> choose_base(const fs::path& audit_path,
 
 }  // namespace
 
-DemoResult run_demo(const Config& config, const fs::path& program) {
+std::pair<fs::path, fs::path> make_demo_corpus(const Config& config) {
   const DemoSettings d = settings_of(config);
   fs::create_directories(d.out / "data");
+  const fs::path train_data = d.out / "data/train", val_data = d.out / "data/val";
+  if (!fs::exists(train_data.string() + ".idx") || !fs::exists(val_data.string() + ".idx")) {
+    make_corpus(d.corpus, train_data, val_data);
+  }
+  return {train_data, val_data};
+}
+
+DemoResult run_demo(const Config& config, const fs::path& program) {
+  const DemoSettings d = settings_of(config);
   fs::create_directories(d.out / "model");
   const int64_t threads = d.threads;
 
   // 1. corpus
-  const fs::path train_data = d.out / "data/train", val_data = d.out / "data/val";
   spdlog::info("demo 1/6: corpus");
-  if (!fs::exists(train_data.string() + ".idx") || !fs::exists(val_data.string() + ".idx")) {
-    make_corpus(d.corpus, train_data, val_data);
-  }
+  const auto [train_data, val_data] = make_demo_corpus(config);
 
   // 2. pretraining
   spdlog::info("demo 2/6: pretraining a tiny GPT-NeoX for {} updates", d.pretrain_steps);
   write_model_config(d, d.out / "model/config.json");
-  const std::vector<int64_t> at = pythia_like_steps(d);
+  const std::vector<int64_t> at = pythia_like_checkpoints(d.pretrain_steps, d.checkpoint_every);
   std::ostringstream steps_list;
   for (size_t i = 0; i < at.size(); ++i) steps_list << (i ? ", " : "") << at[i];
   std::ostringstream pre;

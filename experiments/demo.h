@@ -17,6 +17,7 @@
 // matching command; rerunning the demo reuses finished stages.
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "core/config.h"
 
@@ -28,6 +29,10 @@ struct DemoResult {
   std::filesystem::path report;  // report.md
   std::string base_reason;
 };
+
+// Stage 1 alone: writes (unless there already) and returns the training and validation
+// datasets demo.out/data/train and demo.out/data/val.
+std::pair<std::filesystem::path, std::filesystem::path> make_demo_corpus(const Config& config);
 
 // `program` is the quantfork binary (stages run as its subcommands).
 DemoResult run_demo(const Config& config, const std::filesystem::path& program);

@@ -41,9 +41,16 @@ struct RunSpec {
   std::filesystem::path dir;
   std::filesystem::path config_path;  // the run's full config, written by plan_runs
   bool finished = false;              // a checkpoint with every update is there already
+  // A second quantfork command run in the run's slot once training has succeeded (the
+  // sweep's audit of the run's checkpoints), its output appended to the same log; empty:
+  // none. `followup_done`: it has completed before, so a finished run is skipped.
+  std::vector<std::string> followup;
+  bool followup_done = true;
+  bool done() const { return finished && (followup.empty() || followup_done); }
 };
 
 struct ExperimentPlan {
+  std::string kind = "experiment";  // what the logs call it: experiment, sweep
   std::string name;
   std::filesystem::path out;  // OUT/<experiment>
   std::filesystem::path base;

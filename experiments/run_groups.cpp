@@ -193,7 +193,7 @@ void run_experiment(const ExperimentPlan& plan, const fs::path& program) {
   for (size_t i = 0; i < plan.runs.size(); ++i) {
     const RunSpec& r = plan.runs[i];
     if ((plan.run_index && *plan.run_index != i) || !groups.takes(i)) continue;
-    if (r.finished) {
+    if (r.done()) {
       if (reports) spdlog::info("{}: finished already, skipped", run_name(r));
     } else {
       todo.push_back(i);
@@ -217,39 +217,54 @@ void run_experiment(const ExperimentPlan& plan, const fs::path& program) {
           : "";
   if (reports) {
     spdlog::info(
-        "experiment {}: {}{} run(s) to do of {}, {} at a time, {} thread(s) each; base {} "
-        "(step {}, {})",
-        plan.name, group_label, todo.size(), plan.runs.size(), plan.parallel, plan.threads_per_run,
-        plan.base.string(), plan.base_step, plan.base_reason);
+        "{} {}: {}{} run(s) to do of {}, {} at a time, {} thread(s) each{}", plan.kind, plan.name,
+        group_label, todo.size(), plan.runs.size(), plan.parallel, plan.threads_per_run,
+        plan.base.empty() ? std::string()
+                          : "; base " + plan.base.string() + " (step " +
+                                std::to_string(plan.base_step) + ", " + plan.base_reason + ")");
   }
   std::optional<Progress> progress;
   if (reports) {
-    progress.emplace(groups.count > 1 ? "group " + std::to_string(groups.index) : "experiment",
+    progress.emplace(groups.count > 1 ? "group " + std::to_string(groups.index) : plan.kind,
                      static_cast<int64_t>(todo.size()), "run", stderr, 0.0);
   }
-  std::map<pid_t, size_t> running;
+  // pid -> (run, whether the process is the run's follow-up).
+  std::map<pid_t, std::pair<size_t, bool>> running;
   std::vector<std::string> failed;
   size_t next = 0, done = 0;
+  const auto start = [&](size_t i, bool followup) {
+    const RunSpec& r = plan.runs[i];
+    const std::vector<std::string> args =
+        followup ? r.followup
+                 : std::vector<std::string>{"train", "--config", r.config_path.string()};
+    running[spawn(program, args, r.dir / "stdout.txt",
+                  run_environment(env, groups, prefix + "run" + std::to_string(i) + "/"))] = {
+        i, followup};
+  };
   while (next < todo.size() || !running.empty()) {
     while (next < todo.size() && static_cast<int>(running.size()) < plan.parallel) {
       const size_t i = todo[next++];
-      const RunSpec& r = plan.runs[i];
-      running[spawn(program, {"train", "--config", r.config_path.string()}, r.dir / "stdout.txt",
-                    run_environment(env, groups, prefix + "run" + std::to_string(i) + "/"))] = i;
+      start(i, plan.runs[i].finished);
     }
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, 0);
     if (pid < 0) break;
     const auto it = running.find(pid);
     if (it == running.end()) continue;
-    const RunSpec& r = plan.runs[it->second];
-    const size_t index = it->second;
+    const auto [index, was_followup] = it->second;
+    const RunSpec& r = plan.runs[index];
     running.erase(it);
-    ++done;
     const bool ok = exit_code_of(status) == 0;
+    // The follow-up (one rank speaks for the group) takes the run's slot once it trained.
+    if (ok && !was_followup && !r.followup.empty() && groups.rank_in_group == 0) {
+      start(index, true);
+      continue;
+    }
+    ++done;
     if (!ok) {
-      failed.push_back("run " + std::to_string(index) + " " + run_name(r) + " (see " +
-                       (r.dir / "stdout.txt").string() + ")");
+      failed.push_back("run " + std::to_string(index) + " " + run_name(r) +
+                       (was_followup ? " (its " + r.followup.front() + ")" : std::string()) +
+                       " (see " + (r.dir / "stdout.txt").string() + ")");
     }
     if (progress) {
       progress->update(static_cast<int64_t>(done),
@@ -265,12 +280,12 @@ void run_experiment(const ExperimentPlan& plan, const fs::path& program) {
   }
   if (!failed.empty()) {
     if (env.rank != 0) {
-      throw Error(std::to_string(failed.size()) + " run(s) of experiment " + plan.name +
+      throw Error(std::to_string(failed.size()) + " run(s) of " + plan.kind + " " + plan.name +
                   " failed (rank 0 lists them)");
     }
     std::string list;
     for (const auto& f : failed) list += "\n  " + f;
-    throw Error(std::to_string(failed.size()) + " run(s) of experiment " + plan.name +
+    throw Error(std::to_string(failed.size()) + " run(s) of " + plan.kind + " " + plan.name +
                 " failed:" + list + "\nrun the same command again to resume them");
   }
 }

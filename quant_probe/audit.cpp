@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/errors.h"
 #include "core/progress.h"
 #include "core/run_events.h"
@@ -213,6 +214,22 @@ std::string short_number(double v, int decimals) {
 AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at::Tensor& windows,
                        const ProbeOptions& probe, const AuditOptions& o, const fs::path& out,
                        const Config& config, const at::Tensor& calibration) {
+  // A file that HDF5 cannot open at all was left by a kill while it was being created or
+  // written: it holds nothing that cannot be probed again, so it is set aside (renamed,
+  // never deleted) and the audit starts over. A readable file of another kind stays an
+  // error below.
+  if (fs::exists(out)) {
+    try {
+      hdf5::File::open(out.string(), hdf5::Access::kReadOnly);
+    } catch (const Error& e) {
+      const fs::path aside = out.string() + ".unreadable";
+      spdlog::warn(
+          "audit: {} cannot be read ({}); it is set aside as {} and the audit starts "
+          "over",
+          out.string(), e.what(), aside.string());
+      fs::rename(out, aside);
+    }
+  }
   const bool resume = fs::exists(out);
   AuditFile file = [&] {
     if (!resume) {
@@ -220,9 +237,17 @@ AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at
       a.experiment = "audit";
       a.start_step = checkpoints.empty() ? 0 : checkpoints.front().step;
       a.base_checkpoint = checkpoints.empty() ? "" : checkpoints.front().dir.string();
-      return AuditFile::create(out.string(), a, config.dump());
+      // Created under a temporary name and renamed, so a kill never leaves half a file
+      // under the audit's own name.
+      const fs::path tmp = out.string() + ".creating";
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      AuditFile::create(tmp.string(), a, config.dump()).close();
+      fs::rename(tmp, out);
+      sync_directory(fs::absolute(out).parent_path());
     }
     AuditFile f = AuditFile::open_for_append(out.string());
+    if (!resume) return f;
     check_same_probe(f, out.string(), config);
     return f;
   }();
@@ -264,13 +289,12 @@ AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at
       file.append_attribution(to_attribution_rows(r, c.step));
       if (o.events) log_probe_row(*o.events, row);
       ++summary.probed;
-      spdlog::info("audit: step {}: ppl fp32 {} int4 {} int8 {}, gap int4 {}% int8 {}%{} ({:.1f} s)",
-                   c.step, short_number(r.fp32.ppl, 4), short_number(r.int4.ppl, 4),
-                   short_number(r.int8.ppl, 4), short_number(r.gap_int4_pct, 3),
-                   short_number(r.gap_int8_pct, 3),
-                   r.int4_gptq ? ", gptq int4 " + short_number(r.gap_int4_gptq_pct, 3) + "%"
-                               : std::string(),
-                   r.seconds);
+      spdlog::info(
+          "audit: step {}: ppl fp32 {} int4 {} int8 {}, gap int4 {}% int8 {}%{} ({:.1f} s)", c.step,
+          short_number(r.fp32.ppl, 4), short_number(r.int4.ppl, 4), short_number(r.int8.ppl, 4),
+          short_number(r.gap_int4_pct, 3), short_number(r.gap_int8_pct, 3),
+          r.int4_gptq ? ", gptq int4 " + short_number(r.gap_int4_gptq_pct, 3) + "%" : std::string(),
+          r.seconds);
       progress.update(
           static_cast<std::int64_t>(i + 1),
           {{"step", std::to_string(c.step)}, {"gap4", short_number(r.gap_int4_pct, 2) + "%"}});
@@ -287,8 +311,8 @@ AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at
   }
   progress.finish();
   if (o.lawa_k > 0) {
-    summary.lawa_probed = run_audit_lawa(file, checkpoints, o.lawa_k, windows, probe,
-                                         o.stop_on_error, calibration);
+    summary.lawa_probed =
+        run_audit_lawa(file, checkpoints, o.lawa_k, windows, probe, o.stop_on_error, calibration);
   }
   summary.phases = detect_and_write_phases(file, o.phases);
   return summary;

@@ -77,6 +77,10 @@ void declare_train_config(ConfigSchema& s) {
                 "seeded: a permutation fixed by train.seed, new each epoch.")
       .optional("data.start_item", FieldType::Int, "0",
                 "Item the windows start at (Pythia stepN fork in sequential order: N * 1024).")
+      .optional("data.windows", FieldType::Int, "0",
+                "Train on the first N windows of seq_len + 1 tokens from data.start_item only "
+                "(0: all): a smaller corpus read for more epochs, e.g. to study what "
+                "memorisation does to the quantization gap. Its validation set stays apart.")
       .optional("checkpoint.every", FieldType::Int, "0",
                 "Write a checkpoint every N updates of this run (0: only at_steps, the end "
                 "and on a stop signal).")
@@ -191,6 +195,7 @@ TrainOptions train_options(const Config& c) {
     bad(c, "data.order", "expected sequential or seeded, not '" + o.order + "'");
   }
   o.start_item = positive(c, "data.start_item", 0);
+  o.windows = positive(c, "data.windows", 0);
   o.checkpoint_every = positive(c, "checkpoint.every", 0);
   o.checkpoint_at = c.get_int_list("checkpoint.at_steps");
   o.keep_last = positive(c, "checkpoint.keep_last");
@@ -220,7 +225,8 @@ nlohmann::json resume_fingerprint_keys(const Config& c) {
                           "optimizer.weight_decay", "optimizer.clip_norm"}) {
     keys[key] = c.get_float(key);
   }
-  // Only when on, so that runs without an average keep the fingerprint they always had.
+  // Only when on, so that runs without it keep the fingerprint they always had.
+  if (c.get_int("data.windows") > 0) keys["data.windows"] = c.get_int("data.windows");
   if (c.get_float("train.ema.beta") > 0) {
     keys["train.ema.beta"] = c.get_float("train.ema.beta");
     keys["train.ema.every"] = c.get_int("train.ema.every");

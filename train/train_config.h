@@ -49,6 +49,7 @@ struct TrainOptions {
   std::filesystem::path dataset;
   std::string order = "seeded";
   int64_t start_item = 0;
+  int64_t windows = 0;  // data.windows: the first N windows only (0: all)
   // checkpoint
   int64_t checkpoint_every = 0;
   std::vector<int64_t> checkpoint_at;  // global steps

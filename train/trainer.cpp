@@ -128,6 +128,7 @@ Trainer::Trainer(const Config& config, TrainOptions options)
   cursor.seq_len = options_.seq_len;
   cursor.global_batch = options_.global_batch;
   cursor.start_item = options_.start_item;
+  cursor.max_windows = options_.windows;
   cursor.seed = static_cast<uint64_t>(options_.seed);
   reader_ = std::make_unique<data::BatchReader>(dataset_, cursor, dp_->rank(), dp_->world_size());
 

@@ -174,6 +174,37 @@ TEST(SeededOrder, EachEpochVisitsEveryWindowOnceInANewOrder) {
   EXPECT_EQ(epoch1, all);
 }
 
+TEST(SeededOrder, MaxWindowsCyclesOverTheFirstWindowsOnly) {
+  TempDir dir;
+  const auto ds = counting_dataset(dir, 30);
+  const int64_t all = BatchReader(ds, cursor(BatchOrder::kSeeded, 31, 5, 7)).num_windows();
+  BatchCursor c = cursor(BatchOrder::kSeeded, 31, 5, 7);
+  c.max_windows = 9;
+  BatchReader reader(ds, c);
+  EXPECT_EQ(reader.num_windows(), 9);
+  // Four epochs over windows 0..8, each a permutation of them.
+  for (int64_t e = 0; e < 4; ++e) {
+    std::vector<int64_t> epoch;
+    for (int64_t g = e * 9; g < (e + 1) * 9; ++g) epoch.push_back(reader.window_of(g));
+    std::sort(epoch.begin(), epoch.end());
+    EXPECT_EQ(epoch, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8})) << "epoch " << e;
+  }
+  // The tokens are those windows' tokens.
+  const Batch b = reader.batch(0);
+  for (int64_t r = 0; r < 5; ++r) {
+    EXPECT_EQ(b.data.tokens[static_cast<size_t>(r * 32)], reader.window_of(r) * 32 % 50000);
+  }
+  // Saved and restored with the cursor; a cursor from before the field reads as all.
+  const auto j = reader.cursor().to_json();
+  EXPECT_EQ(BatchCursor::from_json(j, "s.json").max_windows, 9);
+  auto old = j;
+  old.erase("max_windows");
+  EXPECT_EQ(BatchCursor::from_json(old, "s.json").max_windows, 0);
+  c.max_windows = all + 1;
+  EXPECT_THAT(message_of<ConfigError>([&] { BatchReader(ds, c); }),
+              HasSubstr("data.windows " + std::to_string(all + 1) + " asks for more windows"));
+}
+
 TEST(SeededOrder, IsPinnedAcrossPlatforms) {
   // Values computed once by this implementation: any change to the permutation, the
   // mixing constants or the epoch seeds changes them and must be a conscious decision

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/hdf5_file.h"
 #include "core/run_file.h"
 #include "python_support.h"
 #include "quant_probe/probe_report.h"
@@ -177,6 +178,38 @@ TEST_F(Trajectory, ResumingProbesNothingTwice) {
   EXPECT_EQ(other.exit_code, 2);
   EXPECT_NE(other.err.find("was made with probe.int4_scheme = int4_asym_g128"), std::string::npos)
       << other.err;
+}
+
+// A kill while the file was created or written can leave bytes HDF5 cannot open: the
+// audit sets them aside (renamed, never deleted) and probes again, to the same rows.
+TEST_F(Trajectory, AFileAKillLeftUnreadableIsSetAsideAndTheAuditStartsOver) {
+  TempDir tmp;
+  const std::string whole = read_file(audit_file());
+  write_file(tmp / "audit.h5", whole.substr(0, whole.size() / 3));
+  const std::vector<std::string> steps = {"step1000", "step2000"};
+  std::string dirs;
+  for (const auto& s : steps) dirs += " '" + (trajectory() / s).string() + "'";
+  const auto r = run_quantfork(audit_args(tmp / "audit.h5") + dirs);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("cannot be read"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("set aside as"), std::string::npos) << r.err;
+  EXPECT_EQ(fs::file_size(tmp / "audit.h5.unreadable"), whole.size() / 3);
+  const auto rows = AuditFile::open_read_only((tmp / "audit.h5").string()).read_audit();
+  const auto reference = AuditFile::open_read_only(audit_file().string()).read_audit();
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) {
+    for (const auto& ref : reference) {
+      if (ref.step == row.step) {
+        EXPECT_EQ(row.ppl_int4, ref.ppl_int4) << row.step;
+      }
+    }
+  }
+  // A readable HDF5 file of another kind is not the audit's to set aside.
+  hdf5::File::create((tmp / "other.h5").string()).close();
+  const auto other = run_quantfork(audit_args(tmp / "other.h5") + dirs);
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_TRUE(fs::exists(tmp / "other.h5"));
+  EXPECT_FALSE(fs::exists(tmp / "other.h5.unreadable"));
 }
 
 TEST_F(Trajectory, MissingAndBrokenCheckpointsAreSkippedOrStopTheAudit) {
