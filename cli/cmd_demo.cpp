@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "experiments/demo.h"
+#include "experiments/subprocess.h"
 
 namespace qf::cli {
 
@@ -31,7 +32,7 @@ int run_demo(const std::vector<std::string>& args) {
               << "\nvalidation set: " << data.second.string() << "\n";
     return 0;
   }
-  const auto result = experiments::run_demo(cfg, std::filesystem::read_symlink("/proc/self/exe"));
+  const auto result = experiments::run_demo(cfg, experiments::self_program());
   std::cout << "fork base: " << result.base_reason << "\nreport: " << result.report.string()
             << "\n";
   return 0;

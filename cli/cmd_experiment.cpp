@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "experiments/fork.h"
+#include "experiments/subprocess.h"
 
 namespace qf::cli {
 
@@ -45,7 +46,7 @@ int run_experiment(const std::vector<std::string>& args) {
     }
     return 0;
   }
-  experiments::run_experiment(plan, std::filesystem::read_symlink("/proc/self/exe"));
+  experiments::run_experiment(plan, experiments::self_program());
   std::cout << "runs in " << plan.out.string() << "\n";
   return 0;
 }

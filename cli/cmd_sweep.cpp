@@ -7,6 +7,7 @@
 
 #include "cli/command.h"
 #include "core/errors.h"
+#include "experiments/subprocess.h"
 #include "experiments/sweep.h"
 
 namespace qf::cli {
@@ -49,7 +50,7 @@ int run_sweep(const std::vector<std::string>& args) {
   std::optional<Error> failure;
   if (!parser.has("table-only")) {
     try {
-      experiments::run_experiment(plan.runs, std::filesystem::read_symlink("/proc/self/exe"));
+      experiments::run_experiment(plan.runs, experiments::self_program());
     } catch (const Error& e) {
       failure = e;  // tabulate what there is, then report the failure
     }

@@ -19,6 +19,13 @@ pid_t spawn(const std::filesystem::path& program, const std::vector<std::string>
             const std::optional<std::filesystem::path>& log = std::nullopt,
             const std::vector<std::string>& environment = {});
 
+// The running program, to start its own subcommands with: exec'ing /proc/self/exe runs
+// the very file this process runs, even when a rebuild replaces it on disk meanwhile (a
+// path read from the link would name the new, perhaps half-written, file).
+inline std::filesystem::path self_program() {
+  return "/proc/self/exe";
+}
+
 // The exit status of a waitpid() status word; 128 + the signal for a killed child.
 int exit_code_of(int status);
 

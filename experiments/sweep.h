@@ -78,16 +78,36 @@ struct SweepRow {
   // FP32 perplexity at the end against at convergence, in percent (overfitting shows as
   // a large positive drift; the study's FP32 "barely moves").
   double fp32_drift_pct = 0;
+  // The least-squares slope of the INT4 gap (not its log) against step over the
+  // checkpoints from the convergence step to the end, in percentage points per 1000
+  // steps, with its 95 % confidence interval (Student t, n - 2 degrees of freedom; NaN
+  // below 3 checkpoints). A model-free check of "the gap rises after convergence", beside
+  // the audit's segmented fit of the log gap, which small gaps near 0 make noisy.
+  double int4_slope_after_conv = 0, int4_slope_after_conv_lo = 0, int4_slope_after_conv_hi = 0;
+  // The same over the checkpoints the audit fitted before convergence (from
+  // fit_start_step, the start of its first phase segment, to the convergence step): "the
+  // gap then rises clearly faster than before" compares the two.
+  int64_t fit_start_step = 0;
+  double int4_slope_before_conv = 0, int4_slope_before_conv_lo = 0, int4_slope_before_conv_hi = 0;
   // Converged inside, a divergence onset at or after convergence, INT8 small
   // (max_gap_int8_pct below sweep.int8_small_pct) and FP32 flat after convergence
   // (|fp32_drift_pct| below sweep.fp32_flat_pct): the three phases of the study.
   bool three_phases = false;
+  // The audit's first finding (its phase_verdict's first line): the onset, or why there
+  // is none ("the last segment's slope is not clearly positive", ...).
+  std::string audit_finding;
   struct Point {
     int64_t step;
     double ppl_fp32, gap_int4_pct, gap_int8_pct;
   };
   std::vector<Point> trajectory;  // the audit's rows
 };
+
+// Fills a row's figures and verdict from its trajectory, landmarks (fp32_convergence_step,
+// divergence_onset_step) and converged_inside: the end and convergence readings, the INT4
+// growth, the largest INT8 gap from convergence on, the FP32 drift and three_phases, with
+// the sweep's thresholds (sweep.int8_small_pct, sweep.fp32_flat_pct).
+void judge_sweep_row(SweepRow& row, double int8_small_pct, double fp32_flat_pct);
 
 // `text` as one CSV field (quoted when it holds a comma, quote or newline).
 std::string csv_field(const std::string& text);

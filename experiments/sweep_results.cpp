@@ -15,6 +15,7 @@
 #include "core/run_file.h"
 #include "experiments/fork.h"
 #include "experiments/report_plot.h"
+#include "experiments/statistics.h"
 #include "experiments/sweep.h"
 #include "train/checkpoint.h"
 
@@ -67,6 +68,8 @@ SweepRow summarize_run(const SweepPlan& plan, size_t i) {
     return row;
   }
   row.status = "ok";
+  const std::string verdict = audit.file().string_attribute("phase_verdict").value_or("");
+  row.audit_finding = verdict.substr(0, verdict.find('\n'));
   std::vector<AuditRow> rows = audit.read_audit();
   // A step's last row is its reading (a failed probe may have been retried).
   std::map<int64_t, AuditRow> by_step;
@@ -75,36 +78,13 @@ SweepRow summarize_run(const SweepPlan& plan, size_t i) {
     if (r.phase == "failed") continue;
     row.trajectory.push_back({step, r.ppl_fp32, r.gap_int4_pct, r.gap_int8_pct});
   }
-  if (row.trajectory.empty()) return row;
-  const auto& last = row.trajectory.back();
-  row.final_ppl_fp32 = last.ppl_fp32;
-  row.gap_int4_end_pct = last.gap_int4_pct;
-  row.gap_int8_end_pct = last.gap_int8_pct;
   row.converged_inside = audit.file().int_attribute("converged_inside").value_or(0) == 1;
   row.fp32_convergence_step = marks->fp32_convergence_step.value_or(-1);
   row.divergence_onset_step = marks->divergence_onset_step.value_or(-1);
   row.pre_divergence_step = marks->pre_divergence_step.value_or(-1);
-  if (row.fp32_convergence_step >= 0) {
-    for (const auto& p : row.trajectory) {
-      if (p.step == row.fp32_convergence_step) {
-        row.gap_int4_conv_pct = p.gap_int4_pct;
-        row.gap_int8_conv_pct = p.gap_int8_pct;
-        row.fp32_drift_pct = (row.final_ppl_fp32 / p.ppl_fp32 - 1) * 100;
-      }
-      if (p.step >= row.fp32_convergence_step) {
-        row.max_gap_int8_pct = std::isnan(row.max_gap_int8_pct)
-                                   ? p.gap_int8_pct
-                                   : std::max(row.max_gap_int8_pct, p.gap_int8_pct);
-      }
-    }
-  }
-  if (row.converged_inside && row.gap_int4_conv_pct > 0) {
-    row.int4_growth = row.gap_int4_end_pct / row.gap_int4_conv_pct;
-  }
-  row.three_phases = row.converged_inside && row.divergence_onset_step >= 0 &&
-                     row.divergence_onset_step >= row.fp32_convergence_step &&
-                     row.max_gap_int8_pct < plan.int8_small_pct &&
-                     std::abs(row.fp32_drift_pct) < plan.fp32_flat_pct;
+  const auto segments = audit.read_phases();
+  row.fit_start_step = segments.empty() ? 0 : segments.front().start_step;
+  judge_sweep_row(row, plan.int8_small_pct, plan.fp32_flat_pct);
   return row;
 }
 
@@ -133,6 +113,13 @@ const std::vector<std::string> kNumericColumns = {"steps",
                                                   "int4_growth",
                                                   "max_gap_int8_pct",
                                                   "fp32_drift_pct",
+                                                  "int4_slope_after_conv",
+                                                  "int4_slope_after_conv_lo",
+                                                  "int4_slope_after_conv_hi",
+                                                  "fit_start_step",
+                                                  "int4_slope_before_conv",
+                                                  "int4_slope_before_conv_lo",
+                                                  "int4_slope_before_conv_hi",
                                                   "three_phases"};
 
 std::string csv_table(const SweepPlan& plan, const std::vector<SweepRow>& rows) {
@@ -155,7 +142,11 @@ std::string csv_table(const SweepPlan& plan, const std::vector<SweepRow>& rows) 
         << "," << num(r.gap_int4_conv_pct, 8) << "," << num(r.gap_int8_conv_pct, 8) << ","
         << num(r.gap_int4_end_pct, 8) << "," << num(r.gap_int8_end_pct, 8) << ","
         << num(r.int4_growth, 8) << "," << num(r.max_gap_int8_pct, 8) << ","
-        << num(r.fp32_drift_pct, 8) << "," << (r.three_phases ? 1 : 0) << "\n";
+        << num(r.fp32_drift_pct, 8) << "," << num(r.int4_slope_after_conv, 8) << ","
+        << num(r.int4_slope_after_conv_lo, 8) << "," << num(r.int4_slope_after_conv_hi, 8) << ","
+        << r.fit_start_step << "," << num(r.int4_slope_before_conv, 8) << ","
+        << num(r.int4_slope_before_conv_lo, 8) << "," << num(r.int4_slope_before_conv_hi, 8) << ","
+        << (r.three_phases ? 1 : 0) << "\n";
   }
   return out.str();
 }
@@ -220,6 +211,13 @@ void write_h5(const SweepPlan& plan, const std::vector<SweepRow>& rows,
           .set("int4_growth", r.int4_growth)
           .set("max_gap_int8_pct", r.max_gap_int8_pct)
           .set("fp32_drift_pct", r.fp32_drift_pct)
+          .set("int4_slope_after_conv", r.int4_slope_after_conv)
+          .set("int4_slope_after_conv_lo", r.int4_slope_after_conv_lo)
+          .set("int4_slope_after_conv_hi", r.int4_slope_after_conv_hi)
+          .set("fit_start_step", r.fit_start_step)
+          .set("int4_slope_before_conv", r.int4_slope_before_conv)
+          .set("int4_slope_before_conv_lo", r.int4_slope_before_conv_lo)
+          .set("int4_slope_before_conv_hi", r.int4_slope_before_conv_hi)
           .set("three_phases", static_cast<int64_t>(r.three_phases));
       built.push_back(std::move(b));
     }
@@ -249,8 +247,8 @@ void write_h5(const SweepPlan& plan, const std::vector<SweepRow>& rows,
 }
 
 // Small multiples: one panel per point, the INT4 gap (solid) and INT8 gap (dashed) of
-// every seed against step on a log scale, the FP32 convergence step of the first seed
-// marked.
+// every seed against step (linear axes, step in thousands), the FP32 convergence step of
+// the first seed marked.
 std::string figure(const SweepPlan& plan, const std::vector<SweepRow>& rows,
                    const fs::path& out_dir, std::vector<fs::path>& figures) {
   std::map<size_t, std::vector<const SweepRow*>> by_point;
@@ -264,25 +262,25 @@ std::string figure(const SweepPlan& plan, const std::vector<SweepRow>& rows,
   const int rows_n = static_cast<int>((n + cols - 1) / cols);
   std::ostringstream s;
   s << "set multiplot layout " << rows_n << "," << cols << "\n"
-    << "set logscale y\nset key off\nset tics font ',8'\nset title font ',9'\n"
-    << "set xlabel 'step' font ',8'\nset ylabel 'gap %' font ',8'\n";
+    << "set key off\nset tics font ',8'\nset title font ',9'\n"
+    << "set xlabel 'step (thousands)' font ',8'\nset ylabel 'gap %' font ',8'\n";
   const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
   for (const auto& [point, runs] : by_point) {
     std::string title = plan.points[point].id + ": " + plan.points[point].label();
-    if (title.size() > 60) title = title.substr(0, 57) + "...";
+    if (title.size() > 48) title = title.substr(0, 45) + "...";
     s << "unset arrow\nset title " << gnuplot_quote(title) << "\n";
     if (runs.front()->converged_inside) {
-      s << "set arrow from " << runs.front()->fp32_convergence_step << ", graph 0 to "
-        << runs.front()->fp32_convergence_step << ", graph 1 nohead dt 2 lc rgb 'gray'\n";
+      const double at = static_cast<double>(runs.front()->fp32_convergence_step) / 1000.0;
+      s << "set arrow from " << at << ", graph 0 to " << at
+        << ", graph 1 nohead dt 2 lc rgb 'gray'\n";
     }
     s << "plot ";
     for (size_t k = 0; k < runs.size(); ++k) {
       const fs::path dat = scratch / (plan.points[point].id + "_" + std::to_string(k) + ".dat");
       std::vector<std::vector<double>> data;
       for (const auto& t : runs[k]->trajectory) {
-        // log scale: a gap at or below 0 is drawn at the floor of the axis
-        data.push_back({static_cast<double>(t.step), std::max(t.gap_int4_pct, 1e-3),
-                        std::max(t.gap_int8_pct, 1e-3)});
+        // a linear axis: gaps of a small model sit near 0 and can be negative
+        data.push_back({static_cast<double>(t.step) / 1000.0, t.gap_int4_pct, t.gap_int8_pct});
       }
       detail::write_data(dat, data);
       const std::string c = colors[k % 6];
@@ -301,6 +299,18 @@ std::string figure(const SweepPlan& plan, const std::vector<SweepRow>& rows,
          "per seed; the dotted line is the first seed's FP32 convergence](sweep_gaps.png)\n\n";
 }
 
+// `text` inside one Markdown table cell.
+std::string markdown_cell(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|')
+      out += "\\|";
+    else
+      out += c == '\n' ? ' ' : c;
+  }
+  return out;
+}
+
 double mean_of(const std::vector<double>& v) {
   double s = 0;
   size_t n = 0;
@@ -308,6 +318,37 @@ double mean_of(const std::vector<double>& v) {
     if (!std::isnan(x)) s += x, ++n;
   }
   return n ? s / n : kNaN;
+}
+
+// The least-squares slope of the INT4 gap against step over the checkpoints in
+// [from, to], per 1000 steps, and its 95 % interval (Student t, n - 2 degrees of freedom);
+// NaN below 3 checkpoints.
+void gap_slope(const std::vector<SweepRow::Point>& trajectory, int64_t from, int64_t to,
+               double& slope, double& lo, double& hi) {
+  slope = lo = hi = kNaN;
+  std::vector<double> x, y;
+  for (const auto& p : trajectory) {
+    if (p.step < from || p.step > to) continue;
+    x.push_back(static_cast<double>(p.step) / 1000.0);
+    y.push_back(p.gap_int4_pct);
+  }
+  if (x.size() < 3) return;
+  const double n = static_cast<double>(x.size());
+  const double mx = mean_of(x), my = mean_of(y);
+  double sxx = 0, sxy = 0;
+  for (size_t k = 0; k < x.size(); ++k) {
+    sxx += (x[k] - mx) * (x[k] - mx);
+    sxy += (x[k] - mx) * (y[k] - my);
+  }
+  slope = sxy / sxx;
+  double sse = 0;
+  for (size_t k = 0; k < x.size(); ++k) {
+    const double e = y[k] - my - slope * (x[k] - mx);
+    sse += e * e;
+  }
+  const double half = student_t_quantile(0.975, n - 2) * std::sqrt(sse / (n - 2) / sxx);
+  lo = slope - half;
+  hi = slope + half;
 }
 
 std::string markdown(const SweepPlan& plan, const std::vector<SweepRow>& rows,
@@ -328,11 +369,13 @@ std::string markdown(const SweepPlan& plan, const std::vector<SweepRow>& rows,
         "INT4 gap grows; a model that overfits its corpus, FP32 perplexity rising, is "
         "another phenomenon).\n\n";
   md << "## Points\n\n| point | setting | seeds ok | FP32 ppl (end) | converged | onset after "
-        "convergence | INT4 gap at conv. % | INT4 gap at end % | growth | max INT8 gap % | FP32 "
-        "drift % | three phases |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+        "convergence | INT4 gap at conv. % | INT4 gap at end % | growth | INT4 slope before conv. "
+        "(pp/1k steps) | INT4 slope after conv. | rising after | steeper after | max INT8 gap % "
+        "| FP32 drift % | three phases |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "---|---|---|\n";
   for (size_t p = 0; p < plan.points.size(); ++p) {
-    std::vector<double> ppl, conv, end, growth, int8, drift;
-    int ok = 0, converged = 0, onset = 0, three = 0;
+    std::vector<double> ppl, conv, end, growth, before, slope, int8, drift;
+    int ok = 0, converged = 0, onset = 0, rising = 0, steeper = 0, three = 0;
     for (const auto& r : rows) {
       if (r.point != p || r.status != "ok") continue;
       ++ok;
@@ -340,6 +383,10 @@ std::string markdown(const SweepPlan& plan, const std::vector<SweepRow>& rows,
       conv.push_back(r.gap_int4_conv_pct);
       end.push_back(r.gap_int4_end_pct);
       growth.push_back(r.int4_growth);
+      before.push_back(r.int4_slope_before_conv);
+      slope.push_back(r.int4_slope_after_conv);
+      rising += r.int4_slope_after_conv_lo > 0;
+      steeper += r.int4_slope_after_conv_lo > r.int4_slope_before_conv_hi;
       int8.push_back(r.max_gap_int8_pct);
       drift.push_back(r.fp32_drift_pct);
       converged += r.converged_inside;
@@ -349,22 +396,31 @@ std::string markdown(const SweepPlan& plan, const std::vector<SweepRow>& rows,
     md << "| " << plan.points[p].id << " | " << plan.points[p].label() << " | " << ok << "/"
        << plan.seeds.size() << " | " << num(mean_of(ppl)) << " | " << converged << "/" << ok
        << " | " << onset << "/" << ok << " | " << num(mean_of(conv), 3) << " | "
-       << num(mean_of(end), 3) << " | " << num(mean_of(growth), 3) << " | " << num(mean_of(int8), 3)
-       << " | " << num(mean_of(drift), 3) << " | " << three << "/" << ok << " |\n";
+       << num(mean_of(end), 3) << " | " << num(mean_of(growth), 3) << " | "
+       << num(mean_of(before), 3) << " | " << num(mean_of(slope), 3) << " | " << rising << "/" << ok
+       << " | " << steeper << "/" << ok << " | " << num(mean_of(int8), 3) << " | "
+       << num(mean_of(drift), 3) << " | " << three << "/" << ok << " |\n";
   }
   md << "\nValues are means over the point's audited seeds; the per-run table is sweep.csv "
         "(and /runs in sweep.h5). Growth is the INT4 gap at the last checkpoint divided by the "
-        "gap at FP32 convergence, only for runs that converged inside.\n\n";
+        "gap at FP32 convergence, only for runs that converged inside. The slope is the "
+        "least-squares slope of the INT4 gap (in percentage points, not its log) from the "
+        "convergence step to the end, and before convergence from the first checkpoint the audit "
+        "fitted (audit.phases.min_step) to the convergence step; a run is rising after "
+        "convergence when the later slope's 95 % confidence interval lies above 0, and "
+        "steeper after when it lies above the earlier slope's interval. These are model-free "
+        "checks beside the audit's onset, which is read off a segmented fit of the log "
+        "gap.\n\n";
   md << "## Gap trajectories\n\n" << figure_md;
   md << "## Runs\n\n| point | seed | status | steps | train s | convergence | onset | "
-        "pre-divergence |\n|---|---|---|---|---|---|---|---|\n";
+        "pre-divergence | the audit's first finding |\n|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : rows) {
     md << "| " << plan.points[r.point].id << " | " << r.seed << " | " << r.status << " | "
        << r.steps << " | " << num(r.train_seconds, 4) << " | "
        << (r.converged_inside ? step_text(r.fp32_convergence_step)
                               : "not inside (" + step_text(r.fp32_convergence_step) + ")")
        << " | " << step_text(r.divergence_onset_step) << " | " << step_text(r.pre_divergence_step)
-       << " |\n";
+       << " | " << markdown_cell(r.audit_finding) << " |\n";
   }
   md << "\n## What this does not show\n\nThe table is read off each run's own audit: a "
         "divergence onset is a statistical finding of the segmented fit (docs/method.md) on "
@@ -375,6 +431,50 @@ std::string markdown(const SweepPlan& plan, const std::vector<SweepRow>& rows,
 }
 
 }  // namespace
+
+void judge_sweep_row(SweepRow& row, double int8_small_pct, double fp32_flat_pct) {
+  row.final_ppl_fp32 = row.gap_int4_end_pct = row.gap_int8_end_pct = row.gap_int4_conv_pct =
+      row.gap_int8_conv_pct = row.int4_growth = row.max_gap_int8_pct = row.fp32_drift_pct = kNaN;
+  row.three_phases = false;
+  if (row.trajectory.empty()) return;
+  const auto& last = row.trajectory.back();
+  row.final_ppl_fp32 = last.ppl_fp32;
+  row.gap_int4_end_pct = last.gap_int4_pct;
+  row.gap_int8_end_pct = last.gap_int8_pct;
+  if (row.fp32_convergence_step >= 0) {
+    for (const auto& p : row.trajectory) {
+      if (p.step == row.fp32_convergence_step) {
+        row.gap_int4_conv_pct = p.gap_int4_pct;
+        row.gap_int8_conv_pct = p.gap_int8_pct;
+        row.fp32_drift_pct = (row.final_ppl_fp32 / p.ppl_fp32 - 1) * 100;
+      }
+      if (p.step >= row.fp32_convergence_step) {
+        row.max_gap_int8_pct = std::isnan(row.max_gap_int8_pct)
+                                   ? p.gap_int8_pct
+                                   : std::max(row.max_gap_int8_pct, p.gap_int8_pct);
+      }
+    }
+  }
+  if (row.converged_inside && row.gap_int4_conv_pct > 0) {
+    row.int4_growth = row.gap_int4_end_pct / row.gap_int4_conv_pct;
+  }
+  if (row.fp32_convergence_step >= 0) {
+    gap_slope(row.trajectory, row.fp32_convergence_step, row.trajectory.back().step,
+              row.int4_slope_after_conv, row.int4_slope_after_conv_lo,
+              row.int4_slope_after_conv_hi);
+    gap_slope(row.trajectory, row.fit_start_step, row.fp32_convergence_step,
+              row.int4_slope_before_conv, row.int4_slope_before_conv_lo,
+              row.int4_slope_before_conv_hi);
+  } else {
+    row.int4_slope_after_conv = row.int4_slope_after_conv_lo = row.int4_slope_after_conv_hi =
+        row.int4_slope_before_conv = row.int4_slope_before_conv_lo = row.int4_slope_before_conv_hi =
+            kNaN;
+  }
+  row.three_phases = row.converged_inside && row.divergence_onset_step >= 0 &&
+                     row.divergence_onset_step >= row.fp32_convergence_step &&
+                     row.max_gap_int8_pct < int8_small_pct &&
+                     std::abs(row.fp32_drift_pct) < fp32_flat_pct;
+}
 
 std::vector<SweepRow> summarize_sweep(const SweepPlan& plan) {
   std::vector<SweepRow> rows;

@@ -2,6 +2,8 @@
 // and tabulated (the table checked against each run's own files), a relaunch that trains
 // nothing, a kill at any stage resumed to the same table, and bad grids refused before
 // anything runs.
+#include "experiments/sweep.h"
+
 #include <signal.h>
 #include <yaml-cpp/yaml.h>
 
@@ -103,11 +105,14 @@ TEST_F(Sweep, TrainsAuditsAndTabulatesEveryPointAndSeed) {
   for (const char* column :
        {"point", "seed", "schedule.max_lr", "schedule.min_lr", "optimizer.weight_decay", "status",
         "final_ppl_fp32", "fp32_convergence_step", "divergence_onset_step", "gap_int4_conv_pct",
-        "gap_int8_end_pct", "int4_growth", "train_seconds", "fp32_drift_pct", "three_phases"}) {
+        "gap_int8_end_pct", "int4_growth", "train_seconds", "fp32_drift_pct",
+        "int4_slope_after_conv", "int4_slope_after_conv_lo", "int4_slope_after_conv_hi",
+        "three_phases"}) {
     EXPECT_NE(std::find(csv.header.begin(), csv.header.end(), column), csv.header.end()) << column;
   }
   std::set<std::string> points;
   std::map<std::string, double> final_ppl;
+  std::set<std::string> findings;
   for (const auto& row : csv.rows) {
     points.insert(row.at("point"));
     ASSERT_EQ(row.at("status"), "ok");
@@ -120,7 +125,7 @@ TEST_F(Sweep, TrainsAuditsAndTabulatesEveryPointAndSeed) {
     EXPECT_DOUBLE_EQ(cfg["schedule"]["min_lr"].as<double>(), std::stod(row.at("schedule.min_lr")));
     EXPECT_EQ(cfg["train"]["seed"].as<int64_t>(), std::stoll(row.at("seed")));
     // Checkpoints where sweep.checkpoint_every puts them, every one audited.
-    const auto audit = AuditFile::open_read_only((run / "audit.h5").string());
+    auto audit = AuditFile::open_read_only((run / "audit.h5").string());
     std::vector<int64_t> steps;
     for (const auto& a : audit.read_audit()) steps.push_back(a.step);
     EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 4, 8, 12})) << run;
@@ -142,6 +147,9 @@ TEST_F(Sweep, TrainsAuditsAndTabulatesEveryPointAndSeed) {
     EXPECT_NEAR(std::stod(row.at("train_seconds")), seconds, 1e-5 * seconds + 1e-6);
     EXPECT_EQ(std::stoll(row.at("steps")), 12);
     final_ppl[row.at("point") + "/" + row.at("seed")] = last.ppl_fp32;
+    const std::string verdict = audit.file().string_attribute("phase_verdict").value_or("");
+    ASSERT_FALSE(verdict.empty()) << run;
+    findings.insert(verdict.substr(0, verdict.find('\n')));
   }
   EXPECT_EQ(points.size(), 4u);
   // Every point and seed trained something different.
@@ -153,6 +161,10 @@ TEST_F(Sweep, TrainsAuditsAndTabulatesEveryPointAndSeed) {
   EXPECT_NE(report.find("n per point is the number of seeds"), std::string::npos);
   EXPECT_NE(report.find("sweep_gaps.png"), std::string::npos);
   EXPECT_GT(fs::file_size(out() / "report/sweep_gaps.png"), 1000u);
+  // Each run's row says what its audit found (the onset, or why there is none).
+  for (const auto& finding : findings) {
+    EXPECT_NE(report.find(" | " + finding + " |"), std::string::npos) << finding;
+  }
 
   // A second launch trains and audits nothing.
   const auto before = fs::last_write_time(out() / csv.rows[0].at("point") / "seed1/run.h5");
@@ -258,6 +270,103 @@ TEST_F(Sweep, BadGridsAreRefusedBeforeAnythingRunsNamingTheKey) {
       EXPECT_NE(r.err.find(w), std::string::npos) << args << ": " << w << "\n" << r.err;
     EXPECT_FALSE(fs::exists(dir_ / "out")) << args << ": something was written";
   }
+}
+
+// The verdict on a row, from trajectories shaped like the study's: FP32 falls to a
+// plateau at step 500, then the INT4 gap grows fivefold while INT8 stays near 0.2 %.
+experiments::SweepRow study_shaped_row(double fp32_rise_pct = 0, double int8_after_pct = 0.2) {
+  experiments::SweepRow row;
+  for (int64_t step = 100; step <= 1000; step += 100) {
+    const double ppl =
+        step <= 500 ? 40.0 - step * 0.04 : 20.0 * (1 + fp32_rise_pct / 100 * (step - 500) / 500.0);
+    const double int4 = step <= 500 ? 1.0 : 1.0 + 4.0 * (step - 500) / 500.0;
+    const double int8 = step <= 500 ? 0.2 : int8_after_pct;
+    row.trajectory.push_back({step, ppl, int4, int8});
+  }
+  row.converged_inside = true;
+  row.fp32_convergence_step = 500;
+  row.divergence_onset_step = 600;
+  return row;
+}
+
+TEST(SweepVerdict, TheStudysThreePhasesAreRecognisedWithTheirFigures) {
+  auto row = study_shaped_row();
+  experiments::judge_sweep_row(row, 1.0, 10.0);
+  EXPECT_TRUE(row.three_phases);
+  EXPECT_DOUBLE_EQ(row.final_ppl_fp32, 20.0);
+  EXPECT_DOUBLE_EQ(row.gap_int4_conv_pct, 1.0);
+  EXPECT_DOUBLE_EQ(row.gap_int4_end_pct, 5.0);
+  EXPECT_DOUBLE_EQ(row.int4_growth, 5.0);
+  EXPECT_DOUBLE_EQ(row.gap_int8_conv_pct, 0.2);
+  EXPECT_DOUBLE_EQ(row.max_gap_int8_pct, 0.2);
+  EXPECT_NEAR(row.fp32_drift_pct, 0.0, 1e-12);
+  // 1 % to 5 % over steps 500-1000 on a line: 8 points per 1000 steps, no residual.
+  EXPECT_NEAR(row.int4_slope_after_conv, 8.0, 1e-9);
+  EXPECT_NEAR(row.int4_slope_after_conv_lo, 8.0, 1e-9);
+  EXPECT_NEAR(row.int4_slope_after_conv_hi, 8.0, 1e-9);
+  // Flat at 1 % before: slope 0 with no residual, so "steeper after" is clear.
+  EXPECT_NEAR(row.int4_slope_before_conv, 0.0, 1e-9);
+  EXPECT_NEAR(row.int4_slope_before_conv_hi, 0.0, 1e-9);
+  // From the audit's first fitted checkpoint only: the 100-200 steps are left out.
+  row.trajectory[0].gap_int4_pct = row.trajectory[1].gap_int4_pct = 50;
+  row.fit_start_step = 300;
+  experiments::judge_sweep_row(row, 1.0, 10.0);
+  EXPECT_NEAR(row.int4_slope_before_conv, 0.0, 1e-9);
+}
+
+TEST(SweepVerdict, TheSlopeAfterConvergenceHasAStudentTInterval) {
+  // Reference: numpy least squares on these four points, t(0.975, 2) = 4.302652729911275.
+  experiments::SweepRow row;
+  row.trajectory = {{400, 30, 0.2, 0.1},
+                    {500, 20, 1.0, 0.1},
+                    {600, 20, 1.4, 0.1},
+                    {700, 20, 1.2, 0.1},
+                    {800, 20, 1.8, 0.1}};
+  row.converged_inside = true;
+  row.fp32_convergence_step = 500;
+  experiments::judge_sweep_row(row, 1.0, 10.0);
+  EXPECT_NEAR(row.int4_slope_after_conv, 2.2, 1e-9);
+  EXPECT_NEAR(row.int4_slope_after_conv_lo, -2.271447881318753, 1e-6);
+  EXPECT_NEAR(row.int4_slope_after_conv_hi, 6.671447881318754, 1e-6);
+  row.trajectory.pop_back();
+  row.trajectory.pop_back();  // two checkpoints from convergence on: no slope
+  experiments::judge_sweep_row(row, 1.0, 10.0);
+  EXPECT_TRUE(std::isnan(row.int4_slope_after_conv));
+  EXPECT_TRUE(std::isnan(row.int4_slope_after_conv_lo));
+}
+
+TEST(SweepVerdict, OverfittingALargeInt8GapOrAnEarlyOnsetIsNotTheStudysPattern) {
+  auto overfit = study_shaped_row(/*fp32_rise_pct=*/30);
+  experiments::judge_sweep_row(overfit, 1.0, 10.0);
+  EXPECT_FALSE(overfit.three_phases);
+  EXPECT_NEAR(overfit.fp32_drift_pct, 30.0, 1e-9);
+
+  auto int8 = study_shaped_row(0, /*int8_after_pct=*/1.5);
+  experiments::judge_sweep_row(int8, 1.0, 10.0);
+  EXPECT_FALSE(int8.three_phases);
+  EXPECT_DOUBLE_EQ(int8.max_gap_int8_pct, 1.5);
+  experiments::judge_sweep_row(int8, 2.0, 10.0);  // a looser threshold admits it
+  EXPECT_TRUE(int8.three_phases);
+
+  auto early = study_shaped_row();
+  early.divergence_onset_step = 400;  // the gap grew before FP32 converged
+  experiments::judge_sweep_row(early, 1.0, 10.0);
+  EXPECT_FALSE(early.three_phases);
+  EXPECT_DOUBLE_EQ(early.int4_growth, 5.0);
+}
+
+TEST(SweepVerdict, WithoutConvergenceThereIsNoGrowthAndNoVerdict) {
+  auto row = study_shaped_row();
+  row.converged_inside = false;  // the minimum was the last checkpoint
+  experiments::judge_sweep_row(row, 1.0, 10.0);
+  EXPECT_FALSE(row.three_phases);
+  EXPECT_TRUE(std::isnan(row.int4_growth));
+
+  experiments::SweepRow empty;
+  experiments::judge_sweep_row(empty, 1.0, 10.0);
+  EXPECT_FALSE(empty.three_phases);
+  EXPECT_TRUE(std::isnan(empty.final_ppl_fp32));
+  EXPECT_TRUE(std::isnan(empty.gap_int4_end_pct));
 }
 
 }  // namespace
