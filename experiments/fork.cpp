@@ -275,12 +275,7 @@ ExperimentPlan plan_experiment(const Config& cfg) {
   }
   plan.seeds = cfg.get_int_list("experiment.seeds");
   if (plan.seeds.empty()) throw ConfigError("config " + cfg.where("experiment.seeds") + ": empty");
-  plan.parallel = static_cast<int>(std::max<int64_t>(1, cfg.get_int("experiment.parallel")));
-  plan.threads_per_run = static_cast<int>(cfg.get_int("experiment.threads_per_run"));
-  if (plan.threads_per_run <= 0) {
-    plan.threads_per_run =
-        std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / plan.parallel);
-  }
+  plan.set_slots(cfg.get_int("experiment.parallel"), cfg.get_int("experiment.threads_per_run"));
   const int64_t steps = cfg.get_int("train.steps");
   std::vector<schedules::NamedSchedule> named;
   for (const auto& a : plan.arms) named.push_back({a.name, a.schedule});
@@ -358,6 +353,13 @@ ExperimentPlan plan_experiment(const Config& cfg) {
   configure_run_groups(cfg, plan,
                        array_task ? std::optional<std::string>(array_task) : std::nullopt);
   return plan;
+}
+
+void ExperimentPlan::set_slots(int64_t runs_at_once, int64_t threads) {
+  parallel = static_cast<int>(std::max<int64_t>(1, runs_at_once));
+  threads_per_run =
+      threads > 0 ? static_cast<int>(threads)
+                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / parallel);
 }
 
 }  // namespace qf::experiments

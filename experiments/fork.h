@@ -64,6 +64,9 @@ struct ExperimentPlan {
   std::vector<RunSpec> runs;
   int parallel = 1;
   int threads_per_run = 0;
+  // Sets parallel (at least 1) and threads_per_run (0 or less: the cores split between
+  // the runs in flight, at least 1 each) from the config's values.
+  void set_slots(int64_t runs_at_once, int64_t threads);
   int ranks_per_run = 0;            // experiment.ranks_per_run (0: the whole job)
   std::optional<size_t> run_index;  // only this run (--run-index, a Slurm array task)
   double timeout_s = 600;           // dist.timeout_s: reaching the job's store

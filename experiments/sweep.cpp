@@ -8,7 +8,6 @@
 #include <iomanip>
 #include <limits>
 #include <sstream>
-#include <thread>
 
 #include "core/atomic_file.h"
 #include "core/errors.h"
@@ -309,12 +308,7 @@ SweepPlan plan_sweep(const Config& cfg) {
   runs.kind = "sweep";
   runs.name = plan.name;
   runs.out = plan.out;
-  runs.parallel = static_cast<int>(std::max<int64_t>(1, cfg.get_int("sweep.parallel")));
-  runs.threads_per_run = static_cast<int>(cfg.get_int("sweep.threads_per_run"));
-  if (runs.threads_per_run <= 0) {
-    runs.threads_per_run =
-        std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / runs.parallel);
-  }
+  runs.set_slots(cfg.get_int("sweep.parallel"), cfg.get_int("sweep.threads_per_run"));
   runs.timeout_s = cfg.get_float("dist.timeout_s");
 
   // Every run's config: the sweep's resolved config without sweep.* and audit.*, the
