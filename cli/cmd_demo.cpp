@@ -3,8 +3,8 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "core/subprocess.h"
 #include "experiments/demo.h"
-#include "experiments/subprocess.h"
 
 namespace qf::cli {
 
@@ -32,7 +32,7 @@ int run_demo(const std::vector<std::string>& args) {
               << "\nvalidation set: " << data.second.string() << "\n";
     return 0;
   }
-  const auto result = experiments::run_demo(cfg, experiments::self_program());
+  const auto result = experiments::run_demo(cfg, self_program());
   std::cout << "fork base: " << result.base_reason << "\nreport: " << result.report.string()
             << "\n";
   return 0;

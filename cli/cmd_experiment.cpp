@@ -5,8 +5,8 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "experiments/fork.h"
-#include "experiments/subprocess.h"
+#include "core/subprocess.h"
+#include "experiments/experiment_runner.h"
 
 namespace qf::cli {
 
@@ -46,7 +46,7 @@ int run_experiment(const std::vector<std::string>& args) {
     }
     return 0;
   }
-  experiments::run_experiment(plan, experiments::self_program());
+  experiments::run_experiment(plan, self_program());
   std::cout << "runs in " << plan.out.string() << "\n";
   return 0;
 }

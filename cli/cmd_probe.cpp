@@ -11,6 +11,7 @@
 #include "cli/probe_cli.h"
 #include "core/errors.h"
 #include "core/run_file.h"
+#include "core/step_name.h"
 #include "quant_probe/audit.h"
 #include "quant_probe/gptq_config.h"
 #include "quant_probe/probe_report.h"
@@ -71,7 +72,7 @@ int run_probe(const std::vector<std::string>& args) {
   if (!load_config(parser, schema, cfg, "", "", probe_shortcuts(parser))) return 0;
   const quant::ProbeOptions options = quant::probe_options(cfg);
   const fs::path dir = parser.get("model");
-  std::int64_t step = quant::step_from_name(dir, "step([0-9]+)").value_or(0);
+  std::int64_t step = step_in_name(dir, std::regex("step([0-9]+)")).value_or(0);
   if (parser.has("step")) {
     try {
       step = std::stoll(parser.get("step"));

@@ -9,9 +9,7 @@
 #include "cli/command.h"
 #include "core/errors.h"
 #include "core/torch/tensor_io.h"
-#include "model/hf_checkpoint.h"
 #include "quant_probe/gptq_config.h"
-#include "quant_probe/gptq_model.h"
 #include "quant_probe/quantize.h"
 #include "quant_probe/quantized_file.h"
 
@@ -27,95 +25,6 @@ std::regex tensor_pattern(const std::string& text) {
     throw UsageError("quantfork quantize: --tensors '" + text +
                      "' is not a regular expression: " + e.what());
   }
-}
-
-quant::QuantizedTensor from_gptq(const quant::GptqResult& r) {
-  return {r.dequantized, r.codes, r.scales,
-          r.zeros,       r.g_idx, r.perm.defined() ? r.perm : at::Tensor()};
-}
-
-// FILE -> FILE. GPTQ takes each tensor's Hessian from `hessians` under the tensor's name.
-std::size_t quantize_file(const fs::path& in, const fs::path& out, const quant::QuantScheme& scheme,
-                          const std::regex& pattern, const std::optional<quant::GptqOptions>& gptq,
-                          const std::optional<fs::path>& hessians) {
-  std::map<std::string, at::Tensor> h;
-  if (hessians) h = load_tensors(*hessians);
-  const quant::TensorQuantizer rtn = [&](const std::string& name, const at::Tensor& w) {
-    const quant::Quantized q = quant::quantize(w, scheme, "'" + name + "' of " + in.string());
-    return quant::QuantizedTensor{q.dequantized, q.codes, q.scales, q.zeros, {}, {}};
-  };
-  const quant::TensorQuantizer by_gptq = [&](const std::string& name, const at::Tensor& w) {
-    const auto it = h.find(name);
-    if (it == h.end()) {
-      throw UsageError("quantize --method gptq: " + hessians->string() + " holds no Hessian '" +
-                       name + "' for the tensor of that name in " + in.string() +
-                       " (narrow --tensors to the tensors it has)");
-    }
-    return from_gptq(quant::gptq_quantize(w, it->second, *gptq, "'" + name + "'"));
-  };
-  std::map<std::string, std::string> meta = {{"quantfork.scheme", scheme.name()},
-                                             {"quantfork.method", gptq ? "gptq" : "rtn"}};
-  const std::size_t n = quant::write_quantized_file(in, out, pattern, gptq ? by_gptq : rtn, meta);
-  if (n == 0) spdlog::warn("quantize: no floating 2-D tensor of {} matches", in.string());
-  return n;
-}
-
-// DIR -> DIR: an HF checkpoint whose matching weights are replaced by their dequantized
-// values, saved in float32 (a float16 copy would round them off the grid again).
-std::size_t quantize_checkpoint(const fs::path& in, const fs::path& out,
-                                const quant::QuantScheme& scheme, const std::string& pattern,
-                                const std::optional<quant::GptqOptions>& gptq, const Config& cfg) {
-  model::LoadedModel loaded = model::load_hf_checkpoint(in, {at::kFloat, at::kCPU});
-  torch::NoGradGuard no_grad;
-  std::size_t quantized = 0;
-  if (gptq) {
-    const data::TokenRows rows =
-        quant::load_calibration_set(quant::calibration_options(cfg, quant::kQuantizeGptqKeys),
-                                    quant::kQuantizeGptqKeys, nullptr);
-    quant::GptqModelOptions o;
-    o.gptq = *gptq;
-    o.include = pattern;
-    o.show_progress = true;
-    const quant::GptqModelResult r = quant::gptq_model(
-        loaded.model, at::tensor(rows.tokens, at::kLong).view({rows.rows, rows.row_tokens}), o);
-    std::map<std::string, at::Tensor> params;
-    for (auto& item : loaded.model->named_parameters()) params[item.key()] = item.value();
-    std::vector<std::pair<std::string, at::Tensor>> grids;
-    for (const auto& t : r.tensors) {
-      params.at(t.name).copy_(t.result.dequantized);
-      spdlog::info("{}: relative error {:.6g} (weights), {:.6g} (outputs on the calibration set)",
-                   t.name, t.rel_error_weight, t.rel_error_output);
-      const std::string base = t.name.substr(0, t.name.size() - std::string(".weight").size());
-      grids.emplace_back(base + ".codes", t.result.codes);
-      grids.emplace_back(base + ".scales", t.result.scales);
-      grids.emplace_back(base + ".zeros", t.result.zeros);
-      grids.emplace_back(base + ".g_idx", t.result.g_idx);
-      if (t.result.perm.defined()) grids.emplace_back(base + ".perm", t.result.perm);
-      ++quantized;
-    }
-    model::save_hf_checkpoint(loaded.model, out, at::kFloat);
-    save_safetensors(out / "quantization.safetensors", grids,
-                     {{"format", "pt"},
-                      {"quantfork.scheme", scheme.name()},
-                      {"quantfork.method", "gptq"},
-                      {"quantfork.calibration_tokens", std::to_string(r.calibration_tokens)}});
-    return quantized;
-  }
-  const std::regex re = tensor_pattern(pattern);
-  for (auto& item : loaded.model->named_parameters()) {
-    at::Tensor& p = item.value();
-    if (!std::regex_match(item.key(), re) || p.dim() != 2) continue;
-    const at::Tensor original = p.clone();
-    quant::fake_quantize_into(p, p, scheme, "'" + item.key() + "' of " + in.string());
-    spdlog::info("{}: relative error {:.6g}", item.key(),
-                 (original.to(at::kDouble) - p.to(at::kDouble)).norm().item<double>() /
-                     original.to(at::kDouble).norm().item<double>());
-    ++quantized;
-  }
-  if (quantized == 0)
-    throw UsageError("quantize: no 2-D weight of " + in.string() + " matches --tensors");
-  model::save_hf_checkpoint(loaded.model, out, at::kFloat);
-  return quantized;
 }
 
 // YAML single-quoted: the value stays a string whatever it holds.
@@ -188,11 +97,21 @@ int run_quantize(const std::vector<std::string>& args) {
                               : dir                 ? quant::kDefaultTensorPattern
                                                     : ".*";
   tensor_pattern(pattern);
-  const std::size_t n =
-      dir ? quantize_checkpoint(in, out, scheme, pattern, gptq, cfg)
-          : quantize_file(in, out, scheme, tensor_pattern(pattern), gptq,
-                          parser.has("hessians") ? std::optional<fs::path>(parser.get("hessians"))
-                                                 : std::nullopt);
+  std::size_t n = 0;
+  if (dir) {
+    std::optional<data::TokenRows> calibration;
+    if (gptq) {
+      calibration =
+          quant::load_calibration_set(quant::calibration_options(cfg, quant::kQuantizeGptqKeys),
+                                      quant::kQuantizeGptqKeys, nullptr);
+    }
+    n = quant::quantize_hf_checkpoint(in, out, scheme, pattern, gptq,
+                                      calibration ? &*calibration : nullptr);
+  } else {
+    n = quant::quantize_safetensors_file(
+        in, out, scheme, tensor_pattern(pattern), gptq,
+        parser.has("hessians") ? std::optional<fs::path>(parser.get("hessians")) : std::nullopt);
+  }
   spdlog::info("quantize: {} tensor(s) quantized with {} ({}) -> {}", n, scheme.name(), method,
                out.string());
   return 0;

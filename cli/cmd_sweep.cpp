@@ -7,7 +7,8 @@
 
 #include "cli/command.h"
 #include "core/errors.h"
-#include "experiments/subprocess.h"
+#include "core/subprocess.h"
+#include "experiments/experiment_runner.h"
 #include "experiments/sweep.h"
 
 namespace qf::cli {
@@ -50,7 +51,7 @@ int run_sweep(const std::vector<std::string>& args) {
   std::optional<Error> failure;
   if (!parser.has("table-only")) {
     try {
-      experiments::run_experiment(plan.runs, experiments::self_program());
+      experiments::run_experiment(plan.runs, self_program());
     } catch (const Error& e) {
       failure = e;  // tabulate what there is, then report the failure
     }

@@ -7,6 +7,7 @@
 #include "cli/command.h"
 #include "experiments/fork.h"
 #include "experiments/probe_hook.h"
+#include "experiments/run_config.h"
 #include "experiments/run_status.h"
 #include "train/train_config.h"
 #include "train/trainer.h"

@@ -217,6 +217,30 @@ void reject_duplicate_keys(const YAML::Node& node, const std::string& source) {
   throw ConfigError(msg.str());
 }
 
+// The declared choices and range of a value of the right type.
+void check_constraint(const FieldSpec& spec, const YAML::Node& v, const std::string& key,
+                      const Config& cfg) {
+  if (!spec.choices.empty()) {
+    for (const auto& c : spec.choices) {
+      if (v.Scalar() == c) return;
+    }
+    throw ConfigError("config " + cfg.where(key) + ": expected one of " + join_names(spec.choices) +
+                      ", got " + describe_node(v));
+  }
+  if (spec.range.unrestricted()) return;
+  const auto in_range = [&](const YAML::Node& n, const std::string& at) {
+    if (!spec.range.contains(n.as<double>())) {
+      throw ConfigError("config " + cfg.where(at) + ": must be " + spec.range.text() + ", got " +
+                        n.Scalar());
+    }
+  };
+  if (v.IsSequence()) {
+    for (size_t i = 0; i < v.size(); ++i) in_range(v[i], key + "." + std::to_string(i));
+  } else {
+    in_range(v, key);
+  }
+}
+
 void validate(const YAML::Node& node, const std::string& prefix, const ConfigSchema& schema,
               const Config& cfg) {
   for (const auto& kv : node) {
@@ -229,6 +253,7 @@ void validate(const YAML::Node& node, const std::string& prefix, const ConfigSch
         throw ConfigError("config " + cfg.where(key) + ": expected " + field_type_name(spec->type) +
                           ", got " + describe_node(v));
       }
+      if (!null_ok) check_constraint(*spec, v, key, cfg);
     } else if (schema.is_section(key)) {
       if (!kv.second.IsMap()) {
         throw ConfigError("config " + cfg.where(key) + ": expected a section with keys " +
@@ -317,6 +342,12 @@ bool Config::is_null(const std::string& key) const {
   return !n.IsDefined() || n.IsNull();
 }
 
+void Config::throw_not_one_of(const std::string& key, const std::string& value,
+                              const std::vector<std::string>& names) const {
+  throw ConfigError("config " + where(key) + ": expected one of " + join_names(names) + ", got '" +
+                    value + "'");
+}
+
 Origin Config::origin(const std::string& key) const {
   // The most specific recorded origin: "schedule.t0" falls back to "schedule".
   std::string k = key;
@@ -376,6 +407,10 @@ void emit_section(std::ostringstream& out, const Config& cfg, const std::string&
       if (with_docs) {
         std::istringstream doc(spec->doc);
         for (std::string line; std::getline(doc, line);) out << pad << "# " << line << "\n";
+        if (const std::string c = spec->constraint_text(); !c.empty()) {
+          out << pad << "# (" << c << ")\n";
+        }
+        if (spec->defines_result) out << pad << "# (defines the result)\n";
         if (!spec->default_value) out << pad << "# (required)\n";
       }
       out << pad << child << ":";

@@ -37,6 +37,15 @@ class Config {
   std::vector<int64_t> get_int_list(const std::string& key) const;
   std::vector<double> get_float_list(const std::string& key) const;
   std::vector<std::string> get_string_list(const std::string& key) const;
+  // A String field declared with one_of(names): the chosen name's value.
+  template <typename E>
+  E get_enum(const std::string& key, const EnumNames<E>& names) const {
+    const std::string chosen = get_string(key);
+    for (const auto& [name, value] : names) {
+      if (name == chosen) return value;
+    }
+    throw_not_one_of(key, chosen, names_of(names));
+  }
   // A Block field (or any subtree). Its values keep their origins: see origin().
   YAML::Node node(const std::string& key) const;
   bool is_null(const std::string& key) const;
@@ -52,6 +61,14 @@ class Config {
   const ConfigSchema& schema() const { return *schema_; }
 
  private:
+  template <typename E>
+  static std::vector<std::string> names_of(const EnumNames<E>& names) {
+    std::vector<std::string> out;
+    for (const auto& n : names) out.push_back(n.first);
+    return out;
+  }
+  [[noreturn]] void throw_not_one_of(const std::string& key, const std::string& value,
+                                     const std::vector<std::string>& names) const;
   friend class ConfigLoader;
   const ConfigSchema* schema_ = nullptr;
   YAML::Node root_;

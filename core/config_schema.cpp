@@ -1,20 +1,70 @@
 #include "core/config_schema.h"
 
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace qf {
 
+bool NumericRange::contains(double v) const {
+  if (unrestricted()) return true;
+  return std::isfinite(v) && (!low || (low_open ? v > *low : v >= *low)) &&
+         (!high || (high_open ? v < *high : v <= *high));
+}
+
+std::string NumericRange::text() const {
+  if (low && high) {
+    return std::string("in ") + (low_open ? "(" : "[") + shortest_number_text(*low) + ", " +
+           shortest_number_text(*high) + (high_open ? ")" : "]");
+  }
+  if (low) return (low_open ? "> " : ">= ") + shortest_number_text(*low);
+  if (high) return (high_open ? "< " : "<= ") + shortest_number_text(*high);
+  return "";
+}
+
+std::string shortest_number_text(double v) {
+  char buf[32];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& s : names) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+std::string FieldSpec::constraint_text() const {
+  if (!choices.empty()) return "one of " + join_names(choices);
+  const std::string r = range.text();
+  if (r.empty()) return "";
+  return type == FieldType::IntList || type == FieldType::FloatList ? "each " + r : r;
+}
+
 const char* field_type_name(FieldType t) {
   switch (t) {
-    case FieldType::Int: return "an integer";
-    case FieldType::Float: return "a number";
-    case FieldType::Bool: return "a boolean (true/false)";
-    case FieldType::String: return "a string";
-    case FieldType::Path: return "a path";
-    case FieldType::IntList: return "a list of integers";
-    case FieldType::FloatList: return "a list of numbers";
-    case FieldType::StringList: return "a list of strings";
-    case FieldType::Block: return "a YAML block";
+    case FieldType::Int:
+      return "an integer";
+    case FieldType::Float:
+      return "a number";
+    case FieldType::Bool:
+      return "a boolean (true/false)";
+    case FieldType::String:
+      return "a string";
+    case FieldType::Path:
+      return "a path";
+    case FieldType::IntList:
+      return "a list of integers";
+    case FieldType::FloatList:
+      return "a list of numbers";
+    case FieldType::StringList:
+      return "a list of strings";
+    case FieldType::Block:
+      return "a YAML block";
   }
   return "?";
 }
@@ -33,13 +83,66 @@ void ConfigSchema::add(FieldSpec spec) {
 
 ConfigSchema& ConfigSchema::optional(const std::string& key, FieldType type,
                                      const std::string& default_yaml, const std::string& doc) {
-  add(FieldSpec{key, type, YAML::Load(default_yaml), doc});
+  FieldSpec f;
+  f.key = key;
+  f.type = type;
+  f.default_value = YAML::Load(default_yaml);
+  f.doc = doc;
+  add(std::move(f));
   return *this;
 }
 
 ConfigSchema& ConfigSchema::required(const std::string& key, FieldType type,
                                      const std::string& doc) {
-  add(FieldSpec{key, type, std::nullopt, doc});
+  FieldSpec f;
+  f.key = key;
+  f.type = type;
+  f.doc = doc;
+  add(std::move(f));
+  return *this;
+}
+
+FieldSpec& ConfigSchema::last(const char* refinement) {
+  if (fields_.empty()) {
+    throw std::logic_error(std::string(refinement) + " before any config field is declared");
+  }
+  return fields_.back();
+}
+
+ConfigSchema& ConfigSchema::one_of(std::vector<std::string> values) {
+  FieldSpec& f = last("one_of");
+  if (f.type != FieldType::String || values.empty()) {
+    throw std::logic_error("one_of on " + f.key + ": only a string field has choices");
+  }
+  f.choices = std::move(values);
+  return *this;
+}
+
+ConfigSchema& ConfigSchema::bound(bool lower, double v, bool open) {
+  FieldSpec& f = last("a range");
+  const bool numeric = f.type == FieldType::Int || f.type == FieldType::Float ||
+                       f.type == FieldType::IntList || f.type == FieldType::FloatList;
+  if (!numeric) throw std::logic_error("a range on " + f.key + ", which is not numeric");
+  (lower ? f.range.low : f.range.high) = v;
+  (lower ? f.range.low_open : f.range.high_open) = open;
+  return *this;
+}
+
+ConfigSchema& ConfigSchema::at_least(double v) {
+  return bound(true, v, false);
+}
+ConfigSchema& ConfigSchema::above(double v) {
+  return bound(true, v, true);
+}
+ConfigSchema& ConfigSchema::at_most(double v) {
+  return bound(false, v, false);
+}
+ConfigSchema& ConfigSchema::below(double v) {
+  return bound(false, v, true);
+}
+
+ConfigSchema& ConfigSchema::defines_result() {
+  last("defines_result").defines_result = true;
   return *this;
 }
 

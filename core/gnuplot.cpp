@@ -1,19 +1,11 @@
 #include "core/gnuplot.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "core/errors.h"
-
-extern char** environ;
+#include "core/subprocess.h"
 
 namespace fs = std::filesystem;
 
@@ -41,11 +33,16 @@ std::string gnuplot_quote(const std::string& s) {
 std::string gnuplot_png_preamble(const fs::path& png, int width, int height) {
   const std::string size = std::to_string(width) + "," + std::to_string(height);
   return "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-         "  set terminal pngcairo size " + size + " noenhanced\n"
+         "  set terminal pngcairo size " +
+         size +
+         " noenhanced\n"
          "} else {\n"
-         "  set terminal png size " + size + " noenhanced\n"
+         "  set terminal png size " +
+         size +
+         " noenhanced\n"
          "}\n"
-         "set output " + gnuplot_quote(png.string()) + "\n";
+         "set output " +
+         gnuplot_quote(png.string()) + "\n";
 }
 
 void run_gnuplot(const std::string& script, const fs::path& png) {
@@ -56,23 +53,14 @@ void run_gnuplot(const std::string& script, const fs::path& png) {
     out << script;
     if (!out) throw IoError(errno_message("cannot write", script_path.string()));
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  std::string program = "gnuplot", script_arg = script_path.string();
-  char* argv[] = {program.data(), script_arg.data(), nullptr};
   pid_t pid = 0;
-  const int err = posix_spawnp(&pid, "gnuplot", &actions, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) {
-    throw Error("plotting needs gnuplot, which could not be started (" +
-                std::string(std::strerror(err)) + "); install it: apt-get install gnuplot-nox");
+  try {
+    pid = spawn("gnuplot", {script_path.string()}, log);
+  } catch (const IoError& e) {
+    throw Error("plotting needs gnuplot, which could not be started (" + std::string(e.what()) +
+                "); install it: apt-get install gnuplot-nox");
   }
-  int status = 0;
-  if (waitpid(pid, &status, 0) < 0) throw Error(errno_message("waiting for gnuplot on", script_path));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  if (wait_exit_code(pid) != 0) {
     std::ifstream in(log);
     std::ostringstream output;
     output << in.rdbuf();

@@ -1,6 +1,7 @@
 #include "data/batches.h"
 
 #include "core/errors.h"
+#include "core/json_field.h"
 
 namespace qf::data {
 namespace {
@@ -11,26 +12,25 @@ uint64_t epoch_seed(uint64_t seed, uint64_t epoch) {
   return mix64(seed ^ mix64(epoch + 0x632be59bd9b4e019ull));
 }
 
-template <class T>
-T field(const nlohmann::json& j, const char* key, const std::string& where) {
-  const auto it = j.find(key);
-  if (it == j.end()) throw FormatError(where + ": batch cursor has no \"" + key + "\"");
-  try {
-    return it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw FormatError(where + ": batch cursor \"" + key + "\" has the wrong type: " + it->dump());
-  }
-}
-
 }  // namespace
 
+const EnumNames<BatchOrder>& batch_order_names() {
+  static const EnumNames<BatchOrder> names = {{"sequential", BatchOrder::kSequential},
+                                              {"seeded", BatchOrder::kSeeded}};
+  return names;
+}
+
 const char* batch_order_name(BatchOrder o) {
-  return o == BatchOrder::kSeeded ? "seeded" : "sequential";
+  for (const auto& [name, value] : batch_order_names()) {
+    if (value == o) return name.c_str();
+  }
+  return "?";
 }
 
 std::optional<BatchOrder> batch_order_from_name(const std::string& name) {
-  if (name == "sequential") return BatchOrder::kSequential;
-  if (name == "seeded") return BatchOrder::kSeeded;
+  for (const auto& [n, value] : batch_order_names()) {
+    if (n == name) return value;
+  }
   return std::nullopt;
 }
 
@@ -47,17 +47,18 @@ nlohmann::json BatchCursor::to_json() const {
 
 BatchCursor BatchCursor::from_json(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) throw FormatError(where + ": batch cursor is not a JSON object");
+  const std::string what = where + ": batch cursor";
   BatchCursor c;
-  const auto order = batch_order_from_name(field<std::string>(j, "order", where));
+  const auto order = batch_order_from_name(json_field<std::string>(j, "order", what));
   if (!order) throw FormatError(where + ": batch cursor order must be sequential or seeded");
   c.order = *order;
-  c.seq_len = field<int64_t>(j, "seq_len", where);
-  c.global_batch = field<int64_t>(j, "global_batch", where);
-  c.start_item = field<int64_t>(j, "start_item", where);
-  c.seed = field<uint64_t>(j, "seed", where);
-  c.next_batch = field<int64_t>(j, "next_batch", where);
-  c.dataset_tokens = field<int64_t>(j, "dataset_tokens", where);
-  if (j.contains("max_windows")) c.max_windows = field<int64_t>(j, "max_windows", where);
+  c.seq_len = json_field<int64_t>(j, "seq_len", what);
+  c.global_batch = json_field<int64_t>(j, "global_batch", what);
+  c.start_item = json_field<int64_t>(j, "start_item", what);
+  c.seed = json_field<uint64_t>(j, "seed", what);
+  c.next_batch = json_field<int64_t>(j, "next_batch", what);
+  c.dataset_tokens = json_field<int64_t>(j, "dataset_tokens", what);
+  if (j.contains("max_windows")) c.max_windows = json_field<int64_t>(j, "max_windows", what);
   return c;
 }
 

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config_schema.h"
 #include "data/indexed_dataset.h"
 #include "data/permutation.h"
 #include "data/token_rows.h"
@@ -41,7 +42,9 @@
 namespace qf::data {
 
 enum class BatchOrder { kSequential, kSeeded };
-const char* batch_order_name(BatchOrder o);  // "sequential", "seeded"
+// The orders' names ("sequential", "seeded"): data.order's choices and the cursor's JSON.
+const EnumNames<BatchOrder>& batch_order_names();
+const char* batch_order_name(BatchOrder o);
 std::optional<BatchOrder> batch_order_from_name(const std::string& name);
 
 struct BatchCursor {

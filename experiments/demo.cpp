@@ -1,8 +1,6 @@
 #include "experiments/demo.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -13,12 +11,12 @@
 #include "core/atomic_file.h"
 #include "core/errors.h"
 #include "core/run_file.h"
+#include "core/subprocess.h"
 #include "data/eval_set.h"
 #include "data/indexed_dataset.h"
 #include "data/indexed_dataset_writer.h"
 #include "experiments/fork.h"
 #include "experiments/report.h"
-#include "experiments/subprocess.h"
 #include "experiments/sweep.h"
 #include "model/gpt_neox_config.h"
 #include "quant_probe/audit.h"
@@ -37,16 +35,22 @@ void declare_demo_config(ConfigSchema& s) {
                 "by lines holding only %.")
       .optional("demo.pretrain_steps", FieldType::Int, "3000",
                 "Updates of the pretraining run (pythia_cosine decays over all of them).")
+      .at_least(1)
       .optional("demo.checkpoint_every", FieldType::Int, "100",
                 "Pretraining checkpoints: 1, 2, 4, ..., 512 like Pythia's, then every N.")
+      .at_least(1)
       .optional("demo.batch", FieldType::Int, "16", "Pretraining sequences per update.")
+      .at_least(1)
       .optional("demo.seq_len", FieldType::Int, "128", "Tokens (bytes) per sequence.")
+      .at_least(1)
       .optional("demo.max_lr", FieldType::Float, "2.0e-3",
                 "Peak learning rate of the pretraining cosine (floor: a tenth of it).")
       .optional("demo.hidden_size", FieldType::Int, "128",
                 "Model width (a multiple of 128, the INT4 probe's group size).")
       .optional("demo.layers", FieldType::Int, "2", "Transformer layers.")
+      .at_least(1)
       .optional("demo.heads", FieldType::Int, "4", "Attention heads.")
+      .at_least(1)
       .optional("demo.audit_min_step", FieldType::Int, "1000",
                 "Phase detection fits checkpoints from this step on (method.md: 1000).")
       .optional("demo.lawa_k", FieldType::Int, "3",
@@ -54,16 +58,21 @@ void declare_demo_config(ConfigSchema& s) {
                 "before it (audit.lawa.k), shown beside the raw gap in the report; 0: off.")
       .optional("demo.eval_sequences", FieldType::Int, "64",
                 "Validation windows of seq_len + 1 bytes for every probe.")
+      .at_least(1)
       .optional("demo.fork_steps", FieldType::Int, "600", "Updates of every forked run.")
+      .at_least(1)
       .optional("demo.fork_batch", FieldType::Int, "4", "Sequences per update in the forks.")
+      .at_least(1)
       .optional("demo.probe_every", FieldType::Int, "100",
                 "Fork probes every N updates, besides every arm's phase boundaries and "
                 "settled points and the last update.")
+      .at_least(1)
       .optional("demo.seeds", FieldType::IntList, "[1, 2, 3]", "Seeds of every arm.")
       .optional("demo.parallel", FieldType::Int, "2", "Forked runs at once.")
       .optional("demo.threads", FieldType::Int, "1",
                 "CPU threads of every training process: a model this small gains little from "
-                "more, and loses much when other work shares the cores.");
+                "more, and loses much when other work shares the cores.")
+      .at_least(1);
 }
 
 namespace {
@@ -101,12 +110,6 @@ DemoSettings settings_of(const Config& c) {
   if (d.lawa_k != 0 && d.lawa_k < 2) {
     throw ConfigError("config " + c.where("demo.lawa_k") +
                       ": expected 0 (off) or at least 2 checkpoints");
-  }
-  for (const char* key :
-       {"demo.pretrain_steps", "demo.checkpoint_every", "demo.batch", "demo.seq_len", "demo.layers",
-        "demo.heads", "demo.eval_sequences", "demo.fork_steps", "demo.fork_batch",
-        "demo.probe_every", "demo.threads"}) {
-    if (c.get_int(key) < 1) throw ConfigError("config " + c.where(key) + ": must be at least 1");
   }
   if (d.hidden < 128 || d.hidden % 128 != 0 || d.hidden % d.heads != 0) {
     throw ConfigError("config " + c.where("demo.hidden_size") +
@@ -174,21 +177,48 @@ void write_model_config(const DemoSettings& d, const fs::path& path) {
   write_text_atomically(path, j.str());
 }
 
+// A number as the shortest text that reads back as it ("0.0002", not 0.00020000000000000001).
+YAML::Node number(double v) {
+  return YAML::Node(shortest_number_text(v));
+}
+
+// A YAML mapping {k: v, ...} in the given order.
+YAML::Node mapping(const std::vector<std::pair<std::string, YAML::Node>>& entries) {
+  YAML::Node m(YAML::NodeType::Map);
+  for (const auto& [k, v] : entries) m[k] = v;
+  return m;
+}
+
 // The pretraining schedule; continued from the fork's base with the default offset.
-std::string cosine_block(const DemoSettings& d, const std::string& offset = "$base_step") {
-  std::ostringstream s;
-  s << "{name: pythia_cosine, max_lr: " << d.max_lr << ", min_lr: " << d.max_lr / 10
-    << ", warmup_steps: " << std::max<int64_t>(1, d.pretrain_steps / 100)
-    << ", decay_steps: " << d.pretrain_steps << ", step_offset: " << offset << "}";
-  return s.str();
+YAML::Node cosine_block(const DemoSettings& d,
+                        const YAML::Node& offset = YAML::Node("$base_step")) {
+  return mapping({{"name", YAML::Node("pythia_cosine")},
+                  {"max_lr", number(d.max_lr)},
+                  {"min_lr", number(d.max_lr / 10)},
+                  {"warmup_steps", YAML::Node(std::max<int64_t>(1, d.pretrain_steps / 100))},
+                  {"decay_steps", YAML::Node(d.pretrain_steps)},
+                  {"step_offset", offset}});
+}
+
+// Writes the config of one of the demo's stages: every value a layer of a ConfigLoader over
+// the stage command's schema, so it is checked here (a ConfigError names the key) and
+// written by the YAML emitter, which quotes what needs quoting (paths with spaces or
+// colons).
+void write_stage_config(const ConfigSchema& schema,
+                        const std::vector<std::pair<std::string, YAML::Node>>& values,
+                        const fs::path& path, const std::string& what) {
+  ConfigLoader loader(schema);
+  const Origin origin{"the demo's " + what, 0, path.parent_path()};
+  for (const auto& [key, value] : values) loader.add_value(key, value, origin);
+  write_text_atomically(path,
+                        "# written by quantfork demo: " + what + "\n" + loader.resolve().dump());
 }
 
 void run_stage(const fs::path& program, const std::vector<std::string>& args,
                const std::string& what) {
-  int status = 0;
-  ::waitpid(spawn(program, args), &status, 0);
-  if (exit_code_of(status) != 0) {
-    throw Error("demo: " + what + " failed (exit status " + std::to_string(exit_code_of(status)) +
+  const int code = run_to_end(program, args);
+  if (code != 0) {
+    throw Error("demo: " + what + " failed (exit status " + std::to_string(code) +
                 "); rerun the demo to go on from where it stopped");
   }
 }
@@ -219,6 +249,105 @@ std::pair<int64_t, std::string> choose_base(const fs::path& audit_path,
           "is no pre-divergence checkpoint"};
 }
 
+// The pretraining run's config (pretrain.yaml); checkpoints at `at`.
+void write_pretrain_config(const DemoSettings& d, const std::vector<int64_t>& at,
+                           const fs::path& train_data) {
+  YAML::Node at_steps(YAML::NodeType::Sequence);
+  for (const int64_t s : at) at_steps.push_back(s);
+  ConfigSchema train_schema;
+  declare_run_config(train_schema);
+  write_stage_config(train_schema,
+                     {{"run.dir", YAML::Node((d.out / "pretrain").string())},
+                      {"model.config", YAML::Node((d.out / "model/config.json").string())},
+                      {"train.steps", YAML::Node(d.pretrain_steps)},
+                      {"train.global_batch", YAML::Node(d.batch)},
+                      {"train.seq_len", YAML::Node(d.seq_len)},
+                      {"train.seed", YAML::Node(1234)},
+                      {"train.threads", YAML::Node(d.threads)},
+                      {"schedule", cosine_block(d, YAML::Node(0))},
+                      {"data.dataset", YAML::Node(train_data.string())},
+                      {"data.order", YAML::Node("seeded")},
+                      {"checkpoint.at_steps", at_steps},
+                      {"checkpoint.keep_last", YAML::Node(1)}},
+                     d.out / "pretrain.yaml", "the pretraining run");
+}
+
+// The audit of the pretraining checkpoints at `at` into audit.h5, its phases printed.
+void audit_pretraining(const Config& config, const DemoSettings& d, const std::vector<int64_t>& at,
+                       const fs::path& val_data, const fs::path& audit_path) {
+  std::vector<quant::AuditCheckpoint> checkpoints;
+  for (int64_t s : at) {
+    checkpoints.push_back({d.out / "pretrain/checkpoints" / ("step" + std::to_string(s)), s});
+  }
+  const at::Tensor windows = quant::windows_tensor(data::eval_set_from_dataset(
+      data::IndexedDataset::open(val_data), d.eval_sequences, d.seq_len));
+  quant::AuditOptions audit_options;
+  audit_options.phases.min_step = d.audit_min_step;
+  // LAWA beside the raw checkpoints: the report shows whether averaging the last few
+  // checkpoints changes the INT4 gap along the trajectory.
+  audit_options.lawa_k = d.lawa_k;
+  const quant::AuditSummary audit = quant::run_audit(checkpoints, windows, quant::ProbeOptions{},
+                                                     audit_options, audit_path, config);
+  std::cerr << quant::format_phases(audit.phases);
+}
+
+// The fork experiment's config (fork.yaml): the four arms from `base_step`.
+void write_fork_config(const DemoSettings& d, int64_t base_step, const fs::path& train_data,
+                       const fs::path& val_data) {
+  YAML::Node seeds(YAML::NodeType::Sequence);
+  for (const int64_t s : d.seeds) seeds.push_back(s);
+  const YAML::Node continuation = cosine_block(d);
+  const YAML::Node oli = mapping({{"name", YAML::Node("oli")},
+                                  {"envelope", YAML::Clone(continuation)},
+                                  {"period", YAML::Node(std::max<int64_t>(2, d.fork_steps / 4))}});
+  YAML::Node arms(YAML::NodeType::Sequence);
+  arms.push_back(
+      mapping({{"name", YAML::Node("cosine")}, {"schedule", YAML::Clone(continuation)}}));
+  // SGDR restarts at the continuation's rate at the fork, as in the paper's setup.
+  arms.push_back(
+      mapping({{"name", YAML::Node("sgdr")},
+               {"schedule", mapping({{"name", YAML::Node("sgdr")},
+                                     {"max_lr", YAML::Node("$continuation_lr")},
+                                     {"min_lr", number(d.max_lr / 10)},
+                                     {"t0", YAML::Node(std::max<int64_t>(1, d.fork_steps / 8))},
+                                     {"t_mult", YAML::Node(2)}})}}));
+  arms.push_back(mapping({{"name", YAML::Node("oli")}, {"schedule", YAML::Clone(oli)}}));
+  arms.push_back(mapping({{"name", YAML::Node("cosine_matched")},
+                          {"schedule", mapping({{"name", YAML::Node("matched_mean")},
+                                                {"schedule", YAML::Clone(continuation)},
+                                                {"match", YAML::Clone(oli)}})}}));
+  ConfigSchema experiment_schema;
+  declare_experiment_config(experiment_schema);
+  write_stage_config(
+      experiment_schema,
+      {{"experiment.name", YAML::Node("fork")},
+       {"experiment.out", YAML::Node(d.out.string())},
+       {"experiment.base",
+        YAML::Node(
+            (d.out / "pretrain/checkpoints" / ("step" + std::to_string(base_step))).string())},
+       {"experiment.base_step", YAML::Node(base_step)},
+       {"experiment.seeds", seeds},
+       {"experiment.parallel", YAML::Node(d.parallel)},
+       {"experiment.threads_per_run", YAML::Node(d.threads)},
+       // The miniature trains ~100 epochs over its corpus: every window has been seen, so
+       // the fork samples the whole corpus (Pythia's forks read unseen items instead).
+       {"experiment.data_start_item", YAML::Node(0)},
+       {"experiment.continuation", continuation},
+       {"experiment.arms", arms},
+       {"train.steps", YAML::Node(d.fork_steps)},
+       {"train.global_batch", YAML::Node(d.fork_batch)},
+       {"train.seq_len", YAML::Node(d.seq_len)},
+       {"data.dataset", YAML::Node(train_data.string())},
+       {"data.order", YAML::Node("seeded")},
+       {"checkpoint.keep_last", YAML::Node(1)},
+       {"probe.enabled", YAML::Node(true)},
+       {"probe.every", YAML::Node(d.probe_every)},
+       {"probe.eval.dataset", YAML::Node(val_data.string())},
+       {"probe.eval.sequences", YAML::Node(d.eval_sequences)},
+       {"probe.eval.seq_len", YAML::Node(d.seq_len)}},
+      d.out / "fork.yaml", "the fork experiment (quantfork experiment --config)");
+}
+
 }  // namespace
 
 std::pair<fs::path, fs::path> make_demo_corpus(const Config& config) {
@@ -234,90 +363,31 @@ std::pair<fs::path, fs::path> make_demo_corpus(const Config& config) {
 DemoResult run_demo(const Config& config, const fs::path& program) {
   const DemoSettings d = settings_of(config);
   fs::create_directories(d.out / "model");
-  const int64_t threads = d.threads;
 
-  // 1. corpus
   spdlog::info("demo 1/6: corpus");
   const auto [train_data, val_data] = make_demo_corpus(config);
 
-  // 2. pretraining
   spdlog::info("demo 2/6: pretraining a tiny GPT-NeoX for {} updates", d.pretrain_steps);
   write_model_config(d, d.out / "model/config.json");
   const std::vector<int64_t> at = pythia_like_checkpoints(d.pretrain_steps, d.checkpoint_every);
-  std::ostringstream steps_list;
-  for (size_t i = 0; i < at.size(); ++i) steps_list << (i ? ", " : "") << at[i];
-  std::ostringstream pre;
-  pre << "# written by quantfork demo: the pretraining run\n"
-      << "run: {dir: " << (d.out / "pretrain").string() << "}\n"
-      << "model: {config: " << (d.out / "model/config.json").string() << "}\n"
-      << "train: {steps: " << d.pretrain_steps << ", global_batch: " << d.batch
-      << ", seq_len: " << d.seq_len << ", seed: 1234, threads: " << threads << "}\n"
-      << "schedule: " << cosine_block(d, "0") << "\n"
-      << "data: {dataset: " << train_data.string() << ", order: seeded}\n"
-      << "checkpoint: {at_steps: [" << steps_list.str() << "], keep_last: 1}\n";
-  write_text_atomically(d.out / "pretrain.yaml", pre.str());
+  write_pretrain_config(d, at, train_data);
   if (!run_finished(d.out / "pretrain", d.pretrain_steps)) {
     run_stage(program, {"train", "--config", (d.out / "pretrain.yaml").string()}, "pretraining");
   }
 
-  // 3. audit
   spdlog::info("demo 3/6: audit of {} checkpoints", at.size());
-  std::vector<quant::AuditCheckpoint> checkpoints;
-  for (int64_t s : at) {
-    checkpoints.push_back({d.out / "pretrain/checkpoints" / ("step" + std::to_string(s)), s});
-  }
-  const at::Tensor windows = quant::windows_tensor(data::eval_set_from_dataset(
-      data::IndexedDataset::open(val_data), d.eval_sequences, d.seq_len));
-  quant::AuditOptions audit_options;
-  audit_options.phases.min_step = d.audit_min_step;
-  // LAWA beside the raw checkpoints: the report shows whether averaging the last few
-  // checkpoints changes the INT4 gap along the trajectory.
-  audit_options.lawa_k = d.lawa_k;
   const fs::path audit_path = d.out / "audit.h5";
-  const quant::AuditSummary audit = quant::run_audit(checkpoints, windows, quant::ProbeOptions{},
-                                                     audit_options, audit_path, config);
-  std::cerr << quant::format_phases(audit.phases);
+  audit_pretraining(config, d, at, val_data, audit_path);
 
-  // 4. the fork
   const auto [base_step, reason] = choose_base(audit_path, at, d.pretrain_steps);
   spdlog::info(
       "demo 4/6: fork from step {} ({}) into cosine, SGDR, OLI and the matched-rate control "
       "x {} seeds",
       base_step, reason, d.seeds.size());
-  std::ostringstream seeds;
-  for (size_t i = 0; i < d.seeds.size(); ++i) seeds << (i ? ", " : "") << d.seeds[i];
-  std::ostringstream fork;
-  fork << "# written by quantfork demo: the fork experiment (quantfork experiment --config)\n"
-       << "experiment:\n  name: fork\n  out: " << d.out.string() << "\n  base: "
-       << (d.out / "pretrain/checkpoints" / ("step" + std::to_string(base_step))).string()
-       << "\n  base_step: " << base_step << "\n  seeds: [" << seeds.str() << "]\n"
-       << "  parallel: " << d.parallel << "\n  threads_per_run: "
-       << threads
-       // The miniature trains ~100 epochs over its corpus: every window has been seen, so
-       // the fork samples the whole corpus (Pythia's forks read unseen items instead).
-       << "\n  data_start_item: 0"
-       << "\n  continuation: " << cosine_block(d) << "\n  arms:\n"
-       << "    - {name: cosine, schedule: &continuation " << cosine_block(d)
-       << "}\n"
-       // SGDR restarts at the continuation's rate at the fork, as in the paper's setup.
-       << "    - {name: sgdr, schedule: {name: sgdr, max_lr: $continuation_lr, min_lr: "
-       << d.max_lr / 10 << ", t0: " << std::max<int64_t>(1, d.fork_steps / 8) << ", t_mult: 2}}\n"
-       << "    - {name: oli, schedule: &oli {name: oli, envelope: *continuation, period: "
-       << std::max<int64_t>(2, d.fork_steps / 4) << "}}\n"
-       << "    - {name: cosine_matched, schedule: {name: matched_mean, schedule: *continuation, "
-          "match: *oli}}\n"
-       << "train: {steps: " << d.fork_steps << ", global_batch: " << d.fork_batch
-       << ", seq_len: " << d.seq_len << "}\n"
-       << "data: {dataset: " << train_data.string() << ", order: seeded}\n"
-       << "checkpoint: {keep_last: 1}\n"
-       << "probe: {enabled: true, every: " << d.probe_every
-       << ", eval: {dataset: " << val_data.string() << ", sequences: " << d.eval_sequences
-       << ", seq_len: " << d.seq_len << "}}\n";
-  write_text_atomically(d.out / "fork.yaml", fork.str());
+  write_fork_config(d, base_step, train_data, val_data);
   run_stage(program, {"experiment", "--config", (d.out / "fork.yaml").string()},
             "the fork experiment");
 
-  // 5 and 6. analyze and report
   spdlog::info("demo 5/6 and 6/6: analyze and report");
   ReportOptions report;
   report.audit = audit_path;

@@ -13,23 +13,15 @@
 #include "core/atomic_file.h"
 #include "core/errors.h"
 #include "core/run_file.h"
+#include "core/step_name.h"
 #include "data/indexed_dataset.h"
-#include "experiments/probe_hook.h"
 #include "experiments/run_groups.h"
-#include "quant_probe/probe_config.h"
 #include "schedules/registry.h"
 #include "train/checkpoint.h"
-#include "train/train_config.h"
 
 namespace fs = std::filesystem;
 
 namespace qf::experiments {
-
-void declare_run_config(ConfigSchema& s) {
-  train::declare_train_config(s);
-  quant::declare_probe_config(s);
-  declare_probe_hook_config(s);
-}
 
 void declare_experiment_config(ConfigSchema& s) {
   declare_run_config(s);
@@ -136,20 +128,6 @@ bool run_finished(const fs::path& run_dir, int64_t steps) {
 
 namespace {
 
-// Sets `dotted.key` in a YAML tree, creating the maps on the way.
-void set_dotted(YAML::Node root, const std::string& key, const YAML::Node& value) {
-  YAML::Node node = root;
-  std::stringstream parts(key);
-  std::string part;
-  std::vector<std::string> path;
-  while (std::getline(parts, part, '.')) path.push_back(part);
-  for (size_t i = 0; i + 1 < path.size(); ++i) {
-    if (!node[path[i]] || !node[path[i]].IsMap()) node[path[i]] = YAML::Node(YAML::NodeType::Map);
-    node.reset(node[path[i]]);
-  }
-  node[path.back()] = value;
-}
-
 constexpr const char* kBaseStep = "$base_step";
 constexpr const char* kContinuationLr = "$continuation_lr";
 
@@ -198,7 +176,7 @@ void resolve_base(const Config& cfg, ExperimentPlan& plan) {
     fs::path p(base);
     if (p.is_relative()) p = cfg.origin("experiment.base").base_dir / p;
     plan.base = p.lexically_normal();
-    const auto named = train::step_from_name(plan.base);
+    const auto named = checkpoint_dir_step(plan.base);
     plan.base_step = given_step >= 0 ? given_step : named.value_or(0);
     plan.base_reason = "the configured checkpoint";
     return;
@@ -229,6 +207,54 @@ void resolve_base(const Config& cfg, ExperimentPlan& plan) {
   pattern.replace(at, 6, std::to_string(plan.base_step));
   plan.base = pattern;
   plan.base_reason = "the audit's pre-divergence checkpoint (" + audit_path.string() + ")";
+}
+
+// Every run's config: the experiment's resolved config without its own section and
+// schedule, then the arm's schedule, the seed, the base and the shared plan, then the
+// arm's `set`, each a layer of the run's ConfigLoader. Each is resolved against the run's
+// schema here, before any run starts or any folder is made, so a bad key under an arm's
+// `set` is a configuration error naming it.
+std::vector<std::pair<RunSpec, std::string>> run_configs(const Config& cfg,
+                                                         const ExperimentPlan& plan) {
+  const ChildConfigs common(cfg, {"experiment", "schedule"}, "the experiment's config");
+  ConfigSchema run_schema;
+  declare_run_config(run_schema);
+  YAML::Node at_steps(YAML::NodeType::Sequence);
+  for (const auto& p : plan.probe_plan) at_steps.push_back(p.step);
+  std::vector<std::pair<RunSpec, std::string>> planned;
+  for (size_t a = 0; a < plan.arms.size(); ++a) {
+    const Arm& arm = plan.arms[a];
+    for (const int64_t seed : plan.seeds) {
+      RunSpec run = planned_run(plan.out, arm.name, seed);
+      ConfigLoader loader = common.loader(run_schema);
+      const Origin by_plan{
+          "the experiment's plan (arm " + arm.name + ", seed " + std::to_string(seed) + ")", 0,
+          fs::current_path()};
+      const std::vector<std::pair<const char*, YAML::Node>> planned_values = {
+          {"run.dir", YAML::Node(run.dir.string())},
+          {"run.experiment", YAML::Node(plan.name)},
+          {"run.arm", YAML::Node(arm.name)},
+          {"train.seed", YAML::Node(seed)},
+          {"train.threads", YAML::Node(plan.threads_per_run)},
+          {"model.init", YAML::Node(plan.base.string())},
+          {"model.base_step", YAML::Node(plan.base_step)},
+          {"data.start_item", YAML::Node(plan.data_start_item)},
+          {"model.preset", YAML::Node("")},
+          {"model.config", YAML::Node(YAML::NodeType::Null)},
+          {"schedule", arm.schedule_block},
+          {"probe.at_steps", at_steps},
+          {"probe.every", YAML::Node(0)},
+          {"probe.at_phase_boundaries", YAML::Node(false)}};
+      for (const auto& [key, value] : planned_values) loader.add_value(key, value, by_plan);
+      const std::string set_key = "experiment.arms." + std::to_string(a) + ".set";
+      const Origin by_arm{
+          "arm '" + arm.name + "' " + set_key + " (" + cfg.origin(set_key).str() + ")", 0,
+          cfg.origin(set_key).base_dir};
+      for (const auto& kv : arm.overrides) loader.add_value(kv.first.Scalar(), kv.second, by_arm);
+      planned.emplace_back(run, loader.resolve().dump());
+    }
+  }
+  return planned;
 }
 
 }  // namespace
@@ -277,60 +303,11 @@ ExperimentPlan plan_experiment(const Config& cfg) {
   if (plan.seeds.empty()) throw ConfigError("config " + cfg.where("experiment.seeds") + ": empty");
   plan.set_slots(cfg.get_int("experiment.parallel"), cfg.get_int("experiment.threads_per_run"));
   const int64_t steps = cfg.get_int("train.steps");
-  std::vector<schedules::NamedSchedule> named;
+  std::vector<NamedSchedule> named;
   for (const auto& a : plan.arms) named.push_back({a.name, a.schedule});
-  plan.probe_plan = schedules::probe_plan(named, 0, steps, cfg.get_int("probe.every"));
-  std::vector<int64_t> plan_steps;
-  for (const auto& p : plan.probe_plan) plan_steps.push_back(p.step);
+  plan.probe_plan = probe_plan(named, 0, steps, cfg.get_int("probe.every"));
 
-  // Every run's config: the experiment's resolved config without its own section, the
-  // arm's schedule and overrides, the seed, the base, and the shared plan. Each is
-  // resolved against the run's schema here, before any run starts or any folder is
-  // made, so a bad key under an arm's `set` is a configuration error naming it.
-  YAML::Node common = YAML::Load(cfg.dump());
-  common.remove("experiment");
-  ConfigSchema run_schema;
-  declare_run_config(run_schema);
-  std::vector<std::pair<RunSpec, std::string>> planned;
-  for (size_t a = 0; a < plan.arms.size(); ++a) {
-    const Arm& arm = plan.arms[a];
-    for (const int64_t seed : plan.seeds) {
-      RunSpec run;
-      run.arm = arm.name;
-      run.seed = seed;
-      run.dir = plan.out / arm.name / ("seed" + std::to_string(seed));
-      YAML::Node c = YAML::Clone(common);
-      set_dotted(c, "run.dir", YAML::Node(run.dir.string()));
-      set_dotted(c, "run.experiment", YAML::Node(plan.name));
-      set_dotted(c, "run.arm", YAML::Node(arm.name));
-      set_dotted(c, "train.seed", YAML::Node(seed));
-      set_dotted(c, "train.threads", YAML::Node(plan.threads_per_run));
-      set_dotted(c, "model.init", YAML::Node(plan.base.string()));
-      set_dotted(c, "model.base_step", YAML::Node(plan.base_step));
-      set_dotted(c, "data.start_item", YAML::Node(plan.data_start_item));
-      set_dotted(c, "model.preset", YAML::Node(""));
-      set_dotted(c, "model.config", YAML::Node(YAML::NodeType::Null));
-      c["schedule"] = YAML::Clone(arm.schedule_block);
-      YAML::Node at_steps(YAML::NodeType::Sequence);
-      for (int64_t s : plan_steps) at_steps.push_back(s);
-      set_dotted(c, "probe.at_steps", at_steps);
-      set_dotted(c, "probe.every", YAML::Node(0));
-      set_dotted(c, "probe.at_phase_boundaries", YAML::Node(false));
-      YAML::Node overrides(YAML::NodeType::Map);
-      for (const auto& kv : arm.overrides) set_dotted(overrides, kv.first.Scalar(), kv.second);
-      ConfigLoader loader(run_schema);
-      YAML::Emitter e;
-      e << c;
-      loader.add_text(e.c_str(), "the experiment's config");
-      const std::string set_key = "experiment.arms." + std::to_string(a) + ".set";
-      YAML::Emitter o;
-      o << overrides;
-      loader.add_text(o.c_str(),
-                      "arm '" + arm.name + "' " + set_key + " (" + cfg.origin(set_key).str() + ")",
-                      cfg.origin(set_key).base_dir);
-      planned.emplace_back(run, loader.resolve().dump());
-    }
-  }
+  std::vector<std::pair<RunSpec, std::string>> planned = run_configs(cfg, plan);
   fs::create_directories(plan.out);
   for (auto& [run, config_yaml] : planned) {
     fs::create_directories(run.dir);
@@ -353,6 +330,30 @@ ExperimentPlan plan_experiment(const Config& cfg) {
   configure_run_groups(cfg, plan,
                        array_task ? std::optional<std::string>(array_task) : std::nullopt);
   return plan;
+}
+
+RunSpec planned_run(const fs::path& out, const std::string& group, int64_t seed) {
+  RunSpec run;
+  run.arm = group;
+  run.seed = seed;
+  run.dir = out / group / ("seed" + std::to_string(seed));
+  return run;
+}
+
+ChildConfigs::ChildConfigs(const Config& parent, const std::vector<std::string>& parent_only,
+                           std::string source)
+    : source_(std::move(source)) {
+  YAML::Node common = YAML::Load(parent.dump());
+  for (const auto& section : parent_only) common.remove(section);
+  YAML::Emitter text;
+  text << common;
+  text_ = text.c_str();
+}
+
+ConfigLoader ChildConfigs::loader(const ConfigSchema& run_schema) const {
+  ConfigLoader loader(run_schema);
+  loader.add_text(text_, source_);
+  return loader;
 }
 
 void ExperimentPlan::set_slots(int64_t runs_at_once, int64_t threads) {

@@ -18,14 +18,12 @@
 #include <vector>
 
 #include "core/config.h"
-#include "schedules/probe_plan.h"
+#include "experiments/probe_plan.h"
+#include "experiments/run_config.h"
 
 namespace qf::experiments {
 
-// The keys of one training run: train/train_config.h's, the probe's
-// (quant_probe/probe_config.h) and the probe hook's (probe_hook.h).
-void declare_run_config(ConfigSchema& schema);
-// Those plus experiment.*.
+// The run's keys (run_config.h) plus experiment.*.
 void declare_experiment_config(ConfigSchema& schema);
 
 struct Arm {
@@ -49,6 +47,23 @@ struct RunSpec {
   bool done() const { return finished && (followup.empty() || followup_done); }
 };
 
+// A planned run of `group` (an experiment's arm, a sweep's point) with `seed`, in
+// out/<group>/seed<seed>/.
+RunSpec planned_run(const std::filesystem::path& out, const std::string& group, int64_t seed);
+
+// The first layer of every child run's config: the parent command's resolved config
+// without the sections only the parent reads (experiment.*, sweep.*, ...).
+class ChildConfigs {
+ public:
+  ChildConfigs(const Config& parent, const std::vector<std::string>& parent_only,
+               std::string source);
+  // A loader over the run's schema that holds that layer; the caller adds the run's own.
+  ConfigLoader loader(const ConfigSchema& run_schema) const;
+
+ private:
+  std::string text_, source_;
+};
+
 struct ExperimentPlan {
   std::string kind = "experiment";  // what the logs call it: experiment, sweep
   std::string name;
@@ -60,7 +75,7 @@ struct ExperimentPlan {
   int64_t data_start_item = 0;  // every run's data.start_item
   std::vector<Arm> arms;
   std::vector<int64_t> seeds;
-  std::vector<schedules::ProbePoint> probe_plan;
+  std::vector<PlannedProbe> probe_plan;
   std::vector<RunSpec> runs;
   int parallel = 1;
   int threads_per_run = 0;
@@ -79,11 +94,6 @@ std::vector<Arm> read_arms(const Config& config, const std::string& key, const Y
 // Resolves the base (a checkpoint, or audit:pre_divergence), computes the shared probe
 // plan, and writes every run's config under OUT/<experiment>/<arm>/seed<k>/.
 ExperimentPlan plan_experiment(const Config& config);
-
-// Runs the unfinished runs with `program` (the quantfork binary): those of this rank's
-// run group (all of them in a job of one process), or plan.run_index alone. Throws Error
-// naming the runs that failed and their log files (experiments/run_groups.cpp).
-void run_experiment(const ExperimentPlan& plan, const std::filesystem::path& program);
 
 // The newest checkpoint of a run has all its updates, or the divergence monitor stopped
 // the run there for good (trainer_state.json says so).

@@ -18,15 +18,10 @@ constexpr const char* kSwitchLr = "$switch_lr";
 constexpr const char* kRemainingSteps = "$remaining_steps";
 constexpr std::string_view kMonitorTag = "run/monitor";
 
-MonitorAction parse_action(const Config& c) {
-  const std::string a = c.get_string("monitor.action");
-  if (a == "off") return MonitorAction::kOff;
-  if (a == "log") return MonitorAction::kLog;
-  if (a == "stop") return MonitorAction::kStop;
-  if (a == "switch") return MonitorAction::kSwitch;
-  throw ConfigError("config " + c.where("monitor.action") +
-                    ": expected off, log, stop or switch, not '" + a + "'");
-}
+const EnumNames<MonitorAction> kActionNames = {{"off", MonitorAction::kOff},
+                                               {"log", MonitorAction::kLog},
+                                               {"stop", MonitorAction::kStop},
+                                               {"switch", MonitorAction::kSwitch}};
 
 void bind(YAML::Node node, double lr, int64_t remaining) {
   if (node.IsSequence()) {
@@ -83,6 +78,7 @@ void declare_monitor_action_config(ConfigSchema& s) {
              "(no monitor), log (an /events row), stop (also end the run for good with a "
              "checkpoint, exit 0) or switch (also follow monitor.switch_to from the next "
              "update on).")
+      .one_of(kActionNames)
       .optional("monitor.switch_to", FieldType::Block, "null",
                 "For action switch: the schedule block to follow, counting its own steps from "
                 "0 at the first switched update; $switch_lr is the configured schedule's rate "
@@ -99,7 +95,7 @@ YAML::Node bind_switch_block(const YAML::Node& block, const train::Trainer& trai
 
 std::optional<MonitorPlan> monitor_plan(const Config& c, const train::Trainer& trainer) {
   MonitorPlan plan;
-  plan.action = parse_action(c);
+  plan.action = c.get_enum("monitor.action", kActionNames);
   if (plan.action == MonitorAction::kOff) return std::nullopt;
   if (!c.get_bool("probe.enabled")) {
     throw ConfigError("config " + c.where("monitor.action") +

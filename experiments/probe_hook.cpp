@@ -8,11 +8,11 @@
 #include "core/errors.h"
 #include "core/run_events.h"
 #include "experiments/monitor_hook.h"
+#include "experiments/probe_plan.h"
 #include "quant_probe/gptq_config.h"
 #include "quant_probe/probe.h"
 #include "quant_probe/probe_config.h"
 #include "quant_probe/probe_report.h"
-#include "schedules/probe_plan.h"
 #include "train/distributed.h"
 
 namespace qf::experiments {
@@ -23,6 +23,7 @@ void declare_probe_hook_config(ConfigSchema& s) {
       .optional("probe.every", FieldType::Int, "0",
                 "Probe after the updates whose index is a multiple of N (counted from the "
                 "run's update 0, so the plans of all arms line up); 0: off.")
+      .at_least(0)
       .optional("probe.at_phase_boundaries", FieldType::Bool, "true",
                 "Probe after the first update of every schedule phase, at the schedule's "
                 "settled points (OLI: the last update of each cool phase) and at its "
@@ -36,24 +37,23 @@ void declare_probe_hook_config(ConfigSchema& s) {
 std::vector<int64_t> probe_steps(const Config& c, const schedules::LrSchedule& schedule,
                                  int64_t steps) {
   if (!c.get_bool("probe.enabled") || steps <= 0) return {};
-  std::set<int64_t> out;
-  const int64_t every = c.get_int("probe.every");
-  if (every < 0) throw ConfigError("config " + c.where("probe.every") + ": must be at least 0");
-  // The experiment's plan with this run's schedule as its one arm (a non-owning pointer).
-  std::vector<schedules::NamedSchedule> arms;
-  if (c.get_bool("probe.at_phase_boundaries")) {
-    arms.push_back({"run", schedules::SchedulePtr(schedules::SchedulePtr(), &schedule)});
-  }
-  for (const auto& p : schedules::probe_plan(arms, 0, steps, every)) out.insert(p.step);
-  for (int64_t s : c.get_int_list("probe.at_steps")) {
+  const std::vector<int64_t> at_steps = c.get_int_list("probe.at_steps");
+  for (const int64_t s : at_steps) {
     if (s < 0 || s >= steps) {
       throw ConfigError("config " + c.where("probe.at_steps") + ": step " + std::to_string(s) +
                         " is outside this run's updates 0.." + std::to_string(steps - 1));
     }
-    out.insert(s);
   }
-  out.insert(steps - 1);
-  return {out.begin(), out.end()};
+  // The experiment's plan with this run's schedule as its one arm (a non-owning pointer).
+  std::vector<NamedSchedule> arms;
+  if (c.get_bool("probe.at_phase_boundaries")) {
+    arms.push_back({"run", schedules::SchedulePtr(schedules::SchedulePtr(), &schedule)});
+  }
+  std::vector<int64_t> out;
+  for (const auto& p : probe_plan(arms, 0, steps, c.get_int("probe.every"), at_steps)) {
+    out.push_back(p.step);
+  }
+  return out;
 }
 
 namespace {
@@ -62,10 +62,10 @@ namespace {
 // boundaries, settled points and perturbation extremes (whatever
 // probe.at_phase_boundaries says: the switch is this run's own).
 std::vector<int64_t> switched_probe_steps(const train::Trainer& t, int64_t after) {
-  std::vector<schedules::NamedSchedule> arms;
+  std::vector<NamedSchedule> arms;
   arms.push_back({"switched", schedules::SchedulePtr(schedules::SchedulePtr(), &t.schedule())});
   std::vector<int64_t> out;
-  for (const auto& p : schedules::probe_plan(arms, after + 1, t.options().steps, 0)) {
+  for (const auto& p : probe_plan(arms, after + 1, t.options().steps, 0)) {
     out.push_back(p.step);
   }
   return out;

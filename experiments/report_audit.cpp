@@ -1,7 +1,10 @@
 // The audit section of the report: FP32 perplexity and quantization gaps along a
 // trajectory, its phases and landmarks, and weight kurtosis against the INT4 gap.
+#include <yaml-cpp/yaml.h>
+
 #include <cmath>
 #include <map>
+#include <tuple>
 
 #include "core/gnuplot.h"
 #include "core/run_file.h"
@@ -166,6 +169,32 @@ std::string kurtosis_figure(const std::vector<AuditRow>& rows,
          ". The paper's r = -0.26 is within its divergence phase.\n\n";
 }
 
+// The quantizers behind the INT4 and INT8 columns, from the config the file stores; a
+// width other than the column's is said in bold, since every "INT4" below then means it.
+std::string schemes_text(const std::string& config_yaml) {
+  YAML::Node probe;
+  try {
+    probe = YAML::Load(config_yaml)["probe"];
+  } catch (const YAML::Exception&) {
+    return "";
+  }
+  const auto scheme = [&](const char* key, const char* fallback) {
+    return probe && probe[key] && probe[key].IsScalar() ? probe[key].Scalar()
+                                                        : std::string(fallback);
+  };
+  const std::string low = scheme("int4_scheme", "int4_asym_g128");
+  const std::string high = scheme("int8_scheme", "int8_sym_channel");
+  std::string md = "Quantizers: `" + low + "` (the INT4 columns) and `" + high +
+                   "` (the INT8 columns), round to nearest without calibration.";
+  for (const auto& [name, column, prefix] :
+       {std::tuple{low, "INT4", "int4_"}, std::tuple{high, "INT8", "int8_"}}) {
+    if (name.rfind(prefix, 0) != 0) {
+      md += std::string(" **The ") + column + " columns of this audit hold `" + name + "`.**";
+    }
+  }
+  return md + "\n\n";
+}
+
 // The landmarks in sentences; plain about what was not found.
 std::string landmarks_text(AuditFile& file, const std::optional<AuditLandmarks>& marks,
                            const std::string& path) {
@@ -258,6 +287,7 @@ std::string audit_section(const fs::path& audit, const fs::path& out_dir,
         std::to_string(rows.front().step) + " to " + std::to_string(rows.back().step) +
         (failed ? "; " + std::to_string(failed) + " failed probe row(s) left out" : "") +
         (rows.front().step == 0 ? "; step 0 is not drawn on the log axis" : "") + ".\n\n";
+  md += schemes_text(file.config_yaml());
   md += gap_figure(rows, phases, marks, out_dir, figures);
   md += gptq_text(rows, marks);
   md += landmarks_text(file, marks, audit.string());

@@ -42,14 +42,17 @@ void declare_sweep_config(ConfigSchema& s) {
                 "N > 0: every run checkpoints at 1, 2, 4, ..., 512 like Pythia, then every N "
                 "updates and at the end (checkpoint.at_steps); 0: as checkpoint.* says. The "
                 "audit reads these checkpoints.")
+      .at_least(0)
       .optional("sweep.int8_small_pct", FieldType::Float, "1.0",
                 "A run shows the study's three phases when FP32 converges inside it, the INT4 "
                 "gap has a divergence onset after that, and the INT8 gap stays below this "
                 "(percent) from convergence on.")
+      .above(0)
       .optional("sweep.fp32_flat_pct", FieldType::Float, "10.0",
                 "... and FP32 perplexity at the end stays within this many percent of its "
                 "value at convergence (the study's FP32 barely moves; a model that overfits "
                 "its corpus does not count).")
+      .above(0)
       .optional("sweep.parallel", FieldType::Int, "1",
                 "Runs at once on this machine (each a process; the cores are split).")
       .optional("sweep.threads_per_run", FieldType::Int, "0",
@@ -281,6 +284,54 @@ bool audit_complete(const fs::path& run_dir) {
 
 }  // namespace
 
+namespace {
+
+// Point p of the sweep: its assignments in flow YAML and an id from its index and a hash
+// of them; the keys it sets join plan.keys. ConfigError when an earlier point is the same.
+SweepPoint make_point(const Config& cfg, const std::vector<Assignment>& assignments, size_t p,
+                      SweepPlan& plan) {
+  SweepPoint point;
+  std::vector<std::string> canonical;
+  for (const auto& a : assignments) {
+    point.keys.push_back(a.key);
+    point.values.push_back(flow(a.value));
+    canonical.push_back(a.key + "=" + point.values.back());
+    if (std::find(plan.keys.begin(), plan.keys.end(), a.key) == plan.keys.end()) {
+      plan.keys.push_back(a.key);
+    }
+  }
+  std::sort(canonical.begin(), canonical.end());
+  std::string joined;
+  for (const auto& c : canonical) joined += c + "\n";
+  point.id = std::string(p < 10 ? "p0" : "p") + std::to_string(p) + "-" + short_hash(joined);
+  for (const auto& q : plan.points) {
+    if (q.label() == point.label()) {
+      throw ConfigError("config " + cfg.where("sweep.grid") + ": point " + point.label() +
+                        " appears twice (" + q.id + " and " + point.id + ")");
+    }
+  }
+  return point;
+}
+
+// points.csv: a row per point, a column per swept key.
+std::string points_csv(const SweepPlan& plan) {
+  std::ostringstream out;
+  out << "point";
+  for (const auto& k : plan.keys) out << "," << k;
+  out << "\n";
+  for (const auto& p : plan.points) {
+    out << p.id;
+    for (const auto& k : plan.keys) {
+      const auto at = std::find(p.keys.begin(), p.keys.end(), k);
+      out << "," << (at == p.keys.end() ? "" : csv_field(p.values[at - p.keys.begin()]));
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace
+
 SweepPlan plan_sweep(const Config& cfg) {
   SweepPlan plan;
   plan.name = cfg.get_string("sweep.name");
@@ -288,17 +339,8 @@ SweepPlan plan_sweep(const Config& cfg) {
   plan.seeds = cfg.get_int_list("sweep.seeds");
   if (plan.seeds.empty()) throw ConfigError("config " + cfg.where("sweep.seeds") + ": empty");
   plan.int8_small_pct = cfg.get_float("sweep.int8_small_pct");
-  if (!(plan.int8_small_pct > 0)) {
-    throw ConfigError("config " + cfg.where("sweep.int8_small_pct") + ": must be above 0");
-  }
   plan.fp32_flat_pct = cfg.get_float("sweep.fp32_flat_pct");
-  if (!(plan.fp32_flat_pct > 0)) {
-    throw ConfigError("config " + cfg.where("sweep.fp32_flat_pct") + ": must be above 0");
-  }
   const int64_t checkpoint_every = cfg.get_int("sweep.checkpoint_every");
-  if (checkpoint_every < 0) {
-    throw ConfigError("config " + cfg.where("sweep.checkpoint_every") + ": must be at least 0");
-  }
   if (cfg.is_null("probe.eval.dataset") && cfg.is_null("probe.eval.text")) {
     throw ConfigError("config " + cfg.where("probe.eval.dataset") +
                       ": the sweep audits every run on a validation set; set probe.eval.dataset "
@@ -313,11 +355,7 @@ SweepPlan plan_sweep(const Config& cfg) {
 
   // Every run's config: the sweep's resolved config without sweep.* and audit.*, the
   // point's assignments (each a layer naming where it came from), the seed and folder.
-  YAML::Node common = YAML::Load(cfg.dump());
-  common.remove("sweep");
-  common.remove("audit");
-  YAML::Emitter common_text;
-  common_text << common;
+  const ChildConfigs common(cfg, {"sweep", "audit"}, "the sweep's config");
   ConfigSchema run_schema;
   declare_run_config(run_schema);
   const fs::path grid_dir = cfg.origin("sweep.grid").base_dir;
@@ -330,34 +368,11 @@ SweepPlan plan_sweep(const Config& cfg) {
   std::vector<Planned> planned;
   const auto points = all_points(cfg);
   for (size_t p = 0; p < points.size(); ++p) {
-    SweepPoint point;
-    std::vector<std::string> canonical;
-    for (const auto& a : points[p]) {
-      point.keys.push_back(a.key);
-      point.values.push_back(flow(a.value));
-      canonical.push_back(a.key + "=" + point.values.back());
-      if (std::find(plan.keys.begin(), plan.keys.end(), a.key) == plan.keys.end()) {
-        plan.keys.push_back(a.key);
-      }
-    }
-    std::sort(canonical.begin(), canonical.end());
-    std::string joined;
-    for (const auto& c : canonical) joined += c + "\n";
-    point.id = std::string(p < 10 ? "p0" : "p") + std::to_string(p) + "-" + short_hash(joined);
-    for (const auto& q : plan.points) {
-      if (q.label() == point.label()) {
-        throw ConfigError("config " + cfg.where("sweep.grid") + ": point " + point.label() +
-                          " appears twice (" + q.id + " and " + point.id + ")");
-      }
-    }
+    SweepPoint point = make_point(cfg, points[p], p, plan);
     const std::string context = "sweep point " + point.id + " (" + point.label() + ")";
     for (const int64_t seed : plan.seeds) {
-      RunSpec run;
-      run.arm = point.id;
-      run.seed = seed;
-      run.dir = plan.out / point.id / ("seed" + std::to_string(seed));
-      ConfigLoader loader(run_schema);
-      loader.add_text(common_text.c_str(), "the sweep's config");
+      RunSpec run = planned_run(plan.out, point.id, seed);
+      ConfigLoader loader = common.loader(run_schema);
       for (const auto& a : points[p]) {
         const std::string where = a.from == "sweep.grid" ? "sweep.grid" : "sweep.list";
         loader.add_value(a.key, a.value,
@@ -412,19 +427,7 @@ SweepPlan plan_sweep(const Config& cfg) {
     run.followup_done = run.finished && audit_complete(run.dir);
     runs.runs.push_back(run);
   }
-  std::ostringstream points_csv;
-  points_csv << "point";
-  for (const auto& k : plan.keys) points_csv << "," << k;
-  points_csv << "\n";
-  for (const auto& p : plan.points) {
-    points_csv << p.id;
-    for (const auto& k : plan.keys) {
-      const auto at = std::find(p.keys.begin(), p.keys.end(), k);
-      points_csv << "," << (at == p.keys.end() ? "" : csv_field(p.values[at - p.keys.begin()]));
-    }
-    points_csv << "\n";
-  }
-  write_text_atomically(plan.out / "points.csv", points_csv.str());
+  write_text_atomically(plan.out / "points.csv", points_csv(plan));
   return plan;
 }
 

@@ -8,21 +8,16 @@
 
 namespace qf::quant {
 
-AttributionUnits parse_attribution_units(const std::string& text) {
-  if (text == "none") return AttributionUnits::none;
-  if (text == "tensor") return AttributionUnits::tensor;
-  if (text == "layer") return AttributionUnits::layer;
-  throw ConfigError("probe.attribution '" + text + "' is not one of none, tensor, layer");
+const EnumNames<AttributionUnits>& attribution_unit_names() {
+  static const EnumNames<AttributionUnits> names = {{"none", AttributionUnits::none},
+                                                    {"tensor", AttributionUnits::tensor},
+                                                    {"layer", AttributionUnits::layer}};
+  return names;
 }
 
 const char* attribution_units_name(AttributionUnits units) {
-  switch (units) {
-    case AttributionUnits::none:
-      return "none";
-    case AttributionUnits::tensor:
-      return "tensor";
-    case AttributionUnits::layer:
-      return "layer";
+  for (const auto& [name, value] : attribution_unit_names()) {
+    if (value == units) return name.c_str();
   }
   return "?";
 }

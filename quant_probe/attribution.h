@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config_schema.h"
 #include "model/gpt_neox.h"
 #include "quant_probe/layerwise_eval.h"
 #include "quant_probe/quant_scheme.h"
@@ -18,8 +19,8 @@
 namespace qf::quant {
 
 enum class AttributionUnits { none, tensor, layer };
-// "none", "tensor", "layer"; ConfigError naming probe.attribution for anything else.
-AttributionUnits parse_attribution_units(const std::string& text);
+// "none", "tensor", "layer": probe.attribution's choices.
+const EnumNames<AttributionUnits>& attribution_unit_names();
 const char* attribution_units_name(AttributionUnits units);
 
 struct UnitGap {

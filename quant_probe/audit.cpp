@@ -1,6 +1,5 @@
 #include "quant_probe/audit.h"
 
-#include <glob.h>
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -25,10 +24,8 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr const char* kTensorsTable = "tensors";
-
-// Probe keys that change only speed or placement, not the numbers a resumed audit adds.
-const std::set<std::string> kRunOnlyKeys = {"probe.device", "probe.batch_size",
-                                            "probe.activation_memory"};
+// audit.on_error: whether a checkpoint that cannot be probed stops the audit.
+const EnumNames<bool> kStopOnError = {{"skip", false}, {"stop", true}};
 
 }  // namespace
 
@@ -44,19 +41,15 @@ void declare_audit_config(ConfigSchema& s) {
                 "wins over step_pattern.")
       .optional("audit.on_error", FieldType::String, "skip",
                 "A checkpoint that cannot be probed: skip (log it, write a row marked failed, "
-                "go on) or stop.");
+                "go on) or stop.")
+      .one_of(kStopOnError);
   declare_phase_config(s);
   declare_audit_lawa_config(s);
 }
 
 AuditOptions audit_options(const Config& cfg) {
   AuditOptions o;
-  const std::string on_error = cfg.get_string("audit.on_error");
-  if (on_error != "skip" && on_error != "stop") {
-    throw ConfigError("config " + cfg.where("audit.on_error") + ": '" + on_error +
-                      "', expected skip or stop");
-  }
-  o.stop_on_error = on_error == "stop";
+  o.stop_on_error = cfg.get_enum("audit.on_error", kStopOnError);
   o.step_pattern = cfg.get_string("audit.step_pattern");
   try {
     const std::regex check(o.step_pattern);
@@ -72,116 +65,37 @@ AuditOptions audit_options(const Config& cfg) {
   return o;
 }
 
-std::optional<std::int64_t> step_from_name(const fs::path& dir, const std::string& pattern) {
-  const std::string name = (dir.has_filename() ? dir : dir.parent_path()).filename().string();
-  std::smatch m;
-  const std::regex re(pattern);
-  if (!std::regex_search(name, m, re) || m.size() < 2 || !m[1].matched) return std::nullopt;
-  try {
-    return std::stoll(m[1]);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
 namespace {
 
-std::map<std::string, std::int64_t> read_step_map(const fs::path& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path.string());
-  } catch (const YAML::Exception& e) {
-    throw ConfigError("audit.step_map '" + path.string() + "': " + e.what());
-  }
-  if (!root.IsMap()) {
-    throw ConfigError("audit.step_map '" + path.string() + "': expected {directory name: step}");
-  }
-  std::map<std::string, std::int64_t> steps;
-  for (const auto& kv : root) {
-    try {
-      steps[kv.first.as<std::string>()] = kv.second.as<std::int64_t>();
-    } catch (const YAML::Exception&) {
-      throw ConfigError("audit.step_map '" + path.string() + "': the step of '" +
-                        kv.first.as<std::string>() + "' is not an integer");
-    }
-  }
-  return steps;
+// The YAML text at a dotted key, if the tree holds it.
+std::optional<std::string> dump_at(const YAML::Node& node, const std::string& key) {
+  const auto dot = key.find('.');
+  if (!node.IsMap()) return std::nullopt;
+  const YAML::Node child = node[key.substr(0, dot)];  // const access: never inserts
+  if (!child) return std::nullopt;
+  return dot == std::string::npos ? YAML::Dump(child) : dump_at(child, key.substr(dot + 1));
 }
 
-std::vector<fs::path> expand(const std::string& pattern) {
-  if (pattern.find_first_of("*?[") == std::string::npos) return {fs::path(pattern)};
-  glob_t g{};
-  const int rc = ::glob(pattern.c_str(), 0, nullptr, &g);
-  std::vector<fs::path> out;
-  if (rc == 0) {
-    for (std::size_t i = 0; i < g.gl_pathc; ++i) {
-      if (fs::is_directory(g.gl_pathv[i])) out.emplace_back(g.gl_pathv[i]);
-    }
-  }
-  globfree(&g);
-  if (out.empty()) throw UsageError("audit: '" + pattern + "' matches no checkpoint directory");
-  return out;
-}
-
-}  // namespace
-
-std::vector<AuditCheckpoint> find_checkpoints(const std::vector<std::string>& patterns,
-                                              const AuditOptions& o) {
-  const auto map = o.step_map ? read_step_map(*o.step_map) : std::map<std::string, std::int64_t>{};
-  std::vector<AuditCheckpoint> out;
-  std::map<std::int64_t, fs::path> seen;
-  for (const auto& pattern : patterns) {
-    for (const auto& dir : expand(pattern)) {
-      const std::string name = (dir.has_filename() ? dir : dir.parent_path()).filename().string();
-      std::optional<std::int64_t> step;
-      if (auto it = map.find(name); it != map.end()) step = it->second;
-      if (auto it = map.find(dir.string()); it != map.end()) step = it->second;
-      if (!step) step = step_from_name(dir, o.step_pattern);
-      if (!step) {
-        throw UsageError("audit: no step in the name of checkpoint '" + dir.string() +
-                         "' (audit.step_pattern '" + o.step_pattern +
-                         "'); name it stepN or list it in audit.step_map");
-      }
-      if (auto it = seen.find(*step); it != seen.end()) {
-        if (fs::weakly_canonical(it->second) == fs::weakly_canonical(dir)) continue;
-        throw UsageError("audit: '" + it->second.string() + "' and '" + dir.string() +
-                         "' are both step " + std::to_string(*step));
-      }
-      seen.emplace(*step, dir);
-      out.push_back({dir, *step});
-    }
-  }
-  std::sort(out.begin(), out.end(),
-            [](const AuditCheckpoint& a, const AuditCheckpoint& b) { return a.step < b.step; });
-  return out;
-}
-
-namespace {
-
-// "probe.eval.seq_len" -> "128" for every scalar under `node`.
-void flatten(const YAML::Node& node, const std::string& prefix,
-             std::map<std::string, std::string>& out) {
-  if (node.IsMap()) {
-    for (const auto& kv : node) flatten(kv.second, prefix + "." + kv.first.as<std::string>(), out);
-  } else {
-    out[prefix] = YAML::Dump(node);
-  }
-}
-
-std::map<std::string, std::string> probe_settings(const std::string& yaml) {
+// The probe settings that decide its numbers (the schema's defines_result fields under
+// probe.; device, batch size and memory do not) as YAML text, "probe.eval.seq_len" ->
+// "128". A key the YAML does not hold had its default then.
+std::map<std::string, std::string> probe_settings(const ConfigSchema& schema,
+                                                  const std::string& yaml) {
   std::map<std::string, std::string> out;
   const YAML::Node root = YAML::Load(yaml);
-  if (root.IsMap() && root["probe"]) flatten(root["probe"], "probe", out);
-  for (const auto& key : kRunOnlyKeys) out.erase(key);
+  for (const FieldSpec& f : schema.fields()) {
+    if (!f.defines_result || f.key.rfind("probe.", 0) != 0) continue;
+    const auto given = dump_at(root, f.key);
+    out[f.key] = given ? *given : f.default_value ? YAML::Dump(*f.default_value) : "(absent)";
+  }
   return out;
 }
 
 void check_same_probe(const AuditFile& file, const std::string& path, const Config& config) {
-  const auto before = probe_settings(file.config_yaml());
-  const auto now = probe_settings(config.dump());
+  const auto before = probe_settings(config.schema(), file.config_yaml());
+  const auto now = probe_settings(config.schema(), config.dump());
   for (const auto& [key, value] : now) {
-    auto it = before.find(key);
-    const std::string old = it == before.end() ? "(absent)" : it->second;
+    const std::string& old = before.at(key);
     if (old != value) {
       throw ConfigError("audit: '" + path + "' was made with " + key + " = " + old +
                         ", this run has " + value +
@@ -209,15 +123,13 @@ std::string short_number(double v, int decimals) {
   return o.str();
 }
 
-}  // namespace
-
-AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at::Tensor& windows,
-                       const ProbeOptions& probe, const AuditOptions& o, const fs::path& out,
-                       const Config& config, const at::Tensor& calibration) {
-  // A file that HDF5 cannot open at all was left by a kill while it was being created or
-  // written: it holds nothing that cannot be probed again, so it is set aside (renamed,
-  // never deleted) and the audit starts over. A readable file of another kind stays an
-  // error below.
+// The audit file at `out`, created, or reopened to resume when it holds the same probe.
+// A file that HDF5 cannot open at all was left by a kill while it was being created or
+// written: it holds nothing that cannot be probed again, so it is set aside (renamed,
+// never deleted) and the audit starts over. A readable file of another kind stays an
+// error.
+AuditFile open_audit_file(const fs::path& out, const std::vector<AuditCheckpoint>& checkpoints,
+                          const Config& config) {
   if (fs::exists(out)) {
     try {
       hdf5::File::open(out.string(), hdf5::Access::kReadOnly);
@@ -230,27 +142,32 @@ AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at
       fs::rename(out, aside);
     }
   }
-  const bool resume = fs::exists(out);
-  AuditFile file = [&] {
-    if (!resume) {
-      RunAttributes a;
-      a.experiment = "audit";
-      a.start_step = checkpoints.empty() ? 0 : checkpoints.front().step;
-      a.base_checkpoint = checkpoints.empty() ? "" : checkpoints.front().dir.string();
-      // Created under a temporary name and renamed, so a kill never leaves half a file
-      // under the audit's own name.
-      const fs::path tmp = out.string() + ".creating";
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      AuditFile::create(tmp.string(), a, config.dump()).close();
-      fs::rename(tmp, out);
-      sync_directory(fs::absolute(out).parent_path());
-    }
+  if (fs::exists(out)) {
     AuditFile f = AuditFile::open_for_append(out.string());
-    if (!resume) return f;
     check_same_probe(f, out.string(), config);
     return f;
-  }();
+  }
+  RunAttributes a;
+  a.experiment = "audit";
+  a.start_step = checkpoints.empty() ? 0 : checkpoints.front().step;
+  a.base_checkpoint = checkpoints.empty() ? "" : checkpoints.front().dir.string();
+  // Created under a temporary name and renamed, so a kill never leaves half a file under
+  // the audit's own name.
+  const fs::path tmp = out.string() + ".creating";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  AuditFile::create(tmp.string(), a, config.dump()).close();
+  fs::rename(tmp, out);
+  sync_directory(fs::absolute(out).parent_path());
+  return AuditFile::open_for_append(out.string());
+}
+
+}  // namespace
+
+AuditSummary run_audit(const std::vector<AuditCheckpoint>& checkpoints, const at::Tensor& windows,
+                       const ProbeOptions& probe, const AuditOptions& o, const fs::path& out,
+                       const Config& config, const at::Tensor& calibration) {
+  AuditFile file = open_audit_file(out, checkpoints, config);
   hdf5::Table tensors =
       file.file().contains(kTensorsTable)
           ? hdf5::Table::open(file.file(), kTensorsTable, audit_tensors_schema())

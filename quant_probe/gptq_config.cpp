@@ -12,30 +12,43 @@ void declare_gptq_config(ConfigSchema& s, const GptqKeys& k, bool for_probe) {
     s.optional(a + "enabled", FieldType::Bool, "false",
                "Also measure INT4 perplexity after GPTQ (calibrated, Frantar et al.) of the "
                "same tensors with the same scheme as the round-to-nearest INT4: "
-               "ppl_int4_gptq and gap_int4_gptq_pct.");
+               "ppl_int4_gptq and gap_int4_gptq_pct.")
+        .defines_result();
   }
   s.optional(a + "damp", FieldType::Float, "0.01",
              "GPTQ damping: this share of mean(diag H) is added to H's diagonal.")
+      .defines_result()
       .optional(a + "block", FieldType::Int, "128", "GPTQ columns per lazy-update block.")
+      .defines_result()
       .optional(a + "act_order", FieldType::Bool, "false",
                 "Process columns by decreasing H_ii (GPTQ's act-order).")
+      .defines_result()
       .optional(c + "dataset", FieldType::Path, "null",
                 for_probe ? "Indexed dataset (.bin/.idx prefix) of the calibration windows; "
                             "null: the evaluation set's dataset."
                           : "Indexed dataset (.bin/.idx prefix) of the calibration windows "
                             "(--calibration).")
+      .defines_result()
       .optional(c + "sequences", FieldType::Int, "128", "Calibration windows.")
+      .at_least(1)
+      .defines_result()
       .optional(c + "seq_len", FieldType::Int, "512",
                 "Each calibration window holds seq_len + 1 tokens, all fed to the model, so "
                 "seq_len + 1 must not exceed max_position_embeddings.")
+      .at_least(1)
+      .defines_result()
       .optional(c + "start_item", FieldType::Int, for_probe ? "-1" : "0",
                 for_probe ? "First item of the calibration windows; -1: the first token after "
                             "the evaluation windows. The region must not overlap the "
                             "evaluation windows."
                           : "First item of the calibration windows.")
+      .at_least(-1)
+      .defines_result()
       .optional(c + "start_token", FieldType::Int, "0",
                 "Tokens skipped after start_item's first token (or after the evaluation "
-                "windows).");
+                "windows).")
+      .at_least(0)
+      .defines_result();
 }
 
 bool gptq_enabled(const Config& cfg, const GptqKeys& k) {
@@ -65,16 +78,6 @@ CalibrationOptions calibration_options(const Config& cfg, const GptqKeys& k) {
   o.seq_len = cfg.get_int(c + "seq_len");
   o.start_item = cfg.get_int(c + "start_item");
   o.start_token = cfg.get_int(c + "start_token");
-  const auto at_least = [&](const char* key, std::int64_t value, std::int64_t min) {
-    if (value < min) {
-      throw ConfigError("config " + cfg.where(c + key) + ": must be at least " +
-                        std::to_string(min));
-    }
-  };
-  at_least("sequences", o.sequences, 1);
-  at_least("seq_len", o.seq_len, 1);
-  at_least("start_item", o.start_item, -1);
-  at_least("start_token", o.start_token, 0);
   return o;
 }
 

@@ -203,9 +203,12 @@ void validate(const PhaseOptions& o) {
   if (o.onset_slack < 0) throw ConfigError("audit.phases.onset_slack must be at least 0");
 }
 
-PhaseReport detect_phases(const std::vector<TrajectoryPoint>& points, const PhaseOptions& o) {
-  validate(o);
-  PhaseReport r;
+namespace {
+
+// The points the fit uses: one per step (its last), from min_step on, with finite values;
+// the others go to left_out_steps. Returns how many were left out for NaN or Inf.
+std::int64_t select_points(const std::vector<TrajectoryPoint>& points, const PhaseOptions& o,
+                           PhaseReport& r) {
   std::map<std::int64_t, TrajectoryPoint> by_step;
   for (const auto& p : points) {
     if (by_step.count(p.step)) r.left_out_steps.push_back(p.step);
@@ -223,14 +226,12 @@ PhaseReport detect_phases(const std::vector<TrajectoryPoint>& points, const Phas
     }
   }
   std::sort(r.left_out_steps.begin(), r.left_out_steps.end());
-  const auto say = [&](const std::string& s) { r.findings.push_back(s); };
-  const std::string from = "from step " + std::to_string(o.min_step);
-  if (r.used.empty()) {
-    say("No divergence phase: no checkpoint with finite values " + from + ".");
-    return r;
-  }
+  return nonfinite;
+}
 
-  const Convergence c = locate_convergence(r, o);
+// The segmented fit of the log INT4 gap and the onset it supports (the decision only:
+// write_findings says it).
+void fit_onset(PhaseReport& r, const Convergence& c, const PhaseOptions& o) {
   std::vector<double> x, y;
   for (const auto& p : r.used) {
     x.push_back(static_cast<double>(p.step));
@@ -238,25 +239,24 @@ PhaseReport detect_phases(const std::vector<TrajectoryPoint>& points, const Phas
   }
   const auto min_points = static_cast<std::size_t>(o.min_segment_points);
   r.fit = fit_best_knots(x, y, 2, min_points, o.confidence);
-  if (r.fit) {
-    const SegmentedFit one = *fit_best_knots(x, y, 1, min_points, o.confidence);
-    r.second_knot = test_second_knot(one, *r.fit);
-    if (r.second_knot.needed()) {
-      r.onset_fit = r.fit;
-    } else {
-      r.onset_fit = one;
-      // Keep the one knot the data support, so that an onset read from it is a boundary
-      // of the phases reported.
-      const std::size_t knot = one.segments[1].first;
-      if (auto kept = fit_best_knots(x, y, 2, min_points, o.confidence, knot)) r.fit = kept;
-    }
-    for (const auto& seg : r.onset_fit->segments) r.rising.push_back(seg.slope.low > 0);
-    for (const auto& change : r.onset_fit->slope_change) r.steepens.push_back(change.low > 0);
-    for (std::size_t j = 0; j < r.steepens.size() && r.converged_inside; ++j) {
-      if (within_slack(r.onset_fit->segments[j + 1].first, c, o) && starts_rise(r, j)) {
-        r.onset_knot = j + 1;
-        break;
-      }
+  if (!r.fit) return;
+  const SegmentedFit one = *fit_best_knots(x, y, 1, min_points, o.confidence);
+  r.second_knot = test_second_knot(one, *r.fit);
+  if (r.second_knot.needed()) {
+    r.onset_fit = r.fit;
+  } else {
+    r.onset_fit = one;
+    // Keep the one knot the data support, so that an onset read from it is a boundary of
+    // the phases reported.
+    const std::size_t knot = one.segments[1].first;
+    if (auto kept = fit_best_knots(x, y, 2, min_points, o.confidence, knot)) r.fit = kept;
+  }
+  for (const auto& seg : r.onset_fit->segments) r.rising.push_back(seg.slope.low > 0);
+  for (const auto& change : r.onset_fit->slope_change) r.steepens.push_back(change.low > 0);
+  for (std::size_t j = 0; j < r.steepens.size() && r.converged_inside; ++j) {
+    if (within_slack(r.onset_fit->segments[j + 1].first, c, o) && starts_rise(r, j)) {
+      r.onset_knot = j + 1;
+      break;
     }
   }
   if (r.onset_knot) {
@@ -264,6 +264,15 @@ PhaseReport detect_phases(const std::vector<TrajectoryPoint>& points, const Phas
     r.divergence_onset_step = from_onset.start_step;
     r.pre_divergence_step = r.used[from_onset.first].step;
     r.lag_steps = *r.divergence_onset_step - *r.fp32_convergence_step;
+  }
+}
+
+// What was decided, in sentences: the onset or why there is none, the checkpoints left
+// out, the convergence and a late rise of FP32 perplexity.
+void write_findings(PhaseReport& r, const Convergence& c, const PhaseOptions& o,
+                    std::int64_t nonfinite) {
+  const auto say = [&](const std::string& s) { r.findings.push_back(s); };
+  if (r.onset_knot) {
     say(divergence_text(r, c, o));
   } else {
     const std::vector<std::string> why = reasons_for_none(r, c, o);
@@ -272,25 +281,40 @@ PhaseReport detect_phases(const std::vector<TrajectoryPoint>& points, const Phas
     say(text + ".");
   }
   if (nonfinite > 0) {
-    say(std::to_string(nonfinite) + " checkpoint(s) " + from +
+    say(std::to_string(nonfinite) + " checkpoint(s) from step " + std::to_string(o.min_step) +
         " with NaN/Inf perplexity or gap are left out of the phases.");
   }
-  if (r.converged_inside) {
-    const std::vector<double>& m = r.smoothed_ppl;
-    say("FP32 perplexity converges at step " + std::to_string(*r.fp32_convergence_step) +
-        ": the first checkpoint whose " + std::to_string(o.median_window) +
-        "-checkpoint moving median is within " + number_text(o.converged_within_pct) +
-        " % of its minimum (" + number_text(m[c.minimum]) + " at step " +
-        std::to_string(r.used[c.minimum].step) + ").");
-    const double late = 100.0 * (m.back() / m[c.minimum] - 1.0);
-    if (late > o.converged_within_pct) {
-      say("FP32 perplexity rises again after converging (its moving median ends " +
-          number_text(late) +
-          " % above its minimum); that does not move the onset, whose only bound is the "
-          "convergence step (" +
-          slack_text(o) + " before it).");
-    }
+  if (!r.converged_inside) return;
+  const std::vector<double>& m = r.smoothed_ppl;
+  say("FP32 perplexity converges at step " + std::to_string(*r.fp32_convergence_step) +
+      ": the first checkpoint whose " + std::to_string(o.median_window) +
+      "-checkpoint moving median is within " + number_text(o.converged_within_pct) +
+      " % of its minimum (" + number_text(m[c.minimum]) + " at step " +
+      std::to_string(r.used[c.minimum].step) + ").");
+  const double late = 100.0 * (m.back() / m[c.minimum] - 1.0);
+  if (late > o.converged_within_pct) {
+    say("FP32 perplexity rises again after converging (its moving median ends " +
+        number_text(late) +
+        " % above its minimum); that does not move the onset, whose only bound is the "
+        "convergence step (" +
+        slack_text(o) + " before it).");
   }
+}
+
+}  // namespace
+
+PhaseReport detect_phases(const std::vector<TrajectoryPoint>& points, const PhaseOptions& o) {
+  validate(o);
+  PhaseReport r;
+  const std::int64_t nonfinite = select_points(points, o, r);
+  if (r.used.empty()) {
+    r.findings.push_back("No divergence phase: no checkpoint with finite values from step " +
+                         std::to_string(o.min_step) + ".");
+    return r;
+  }
+  const Convergence c = locate_convergence(r, o);
+  fit_onset(r, c, o);
+  write_findings(r, c, o, nonfinite);
   return r;
 }
 

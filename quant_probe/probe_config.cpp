@@ -1,56 +1,82 @@
 #include "quant_probe/probe_config.h"
 
+#include <spdlog/spdlog.h>
+
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <tuple>
 
 #include "core/errors.h"
 #include "data/eval_set.h"
 #include "data/indexed_dataset.h"
 #include "data/tokenizer.h"
+#include "quant_probe/attribution.h"
 #include "quant_probe/gptq_config.h"
 
 namespace qf::quant {
 
 void declare_probe_config(ConfigSchema& s) {
   s.optional("probe.int4_scheme", FieldType::String, "int4_asym_g128",
-             "The INT4 probe's quantizer: int{2..8}_{asym,sym}_g{N} or _channel.")
+             "The low-bit probe's quantizer: int{2..8}_{asym,sym}_g{N} or _channel. Its "
+             "numbers go to the *_int4 columns whatever its bit width (the file's config "
+             "and the report name the scheme).")
+      .defines_result()
       .optional("probe.int8_scheme", FieldType::String, "int8_sym_channel",
-                "The INT8 probe's quantizer, in the same notation.")
+                "The high-bit probe's quantizer, in the same notation (the *_int8 columns).")
+      .defines_result()
       .optional("probe.tensors.include", FieldType::String,
                 std::string("'") + kDefaultTensorPattern + "'",
                 "Regular expression (ECMAScript, matched against the whole HF parameter "
                 "name) of the tensors to quantize; default: the Linear weights inside the "
                 "layers.")
+      .defines_result()
       .optional("probe.tensors.exclude", FieldType::String, "''",
                 "Regular expression of tensors to leave in float32 even when included; "
                 "empty: none.")
+      .defines_result()
       .optional("probe.batch_size", FieldType::Int, "4",
                 "Evaluation sequences per forward pass (the paper's batches are 4 x 512).")
+      .at_least(1)
       .optional("probe.activation_memory", FieldType::Float, "0.02",
                 "Share of the FP32 weights' size that the activations of the layer-by-layer "
                 "quantized evaluation may hold at once (at least one batch). Each layer is "
                 "quantized once per such chunk of sequences; quantizing costs little next "
                 "to a batch's forward, so a small share loses no speed.")
+      .at_least(0)
       .optional("probe.outlier_ratio", FieldType::Float, "0.5",
                 "A group is outlier-set when dropping its most extreme weight shrinks its "
                 "range to at most this share of it.")
+      .above(0)
+      .below(1)
+      .defines_result()
       .optional("probe.device", FieldType::String, "cpu", "cpu, cuda, cuda:1, ...")
       .optional("probe.eval.dataset", FieldType::Path, "null",
                 "Indexed dataset (.bin/.idx prefix) the evaluation windows are cut from.")
+      .defines_result()
       .optional("probe.eval.text", FieldType::Path, "null",
                 "Or a text file (one document), encoded with probe.eval.tokenizer.")
+      .defines_result()
       .optional("probe.eval.tokenizer", FieldType::Path, "null",
                 "tokenizer.json for probe.eval.text.")
+      .defines_result()
       .optional("probe.eval.sequences", FieldType::Int, "128", "N: evaluation sequences.")
+      .at_least(1)
+      .defines_result()
       .optional("probe.eval.seq_len", FieldType::Int, "512",
                 "T: predicted tokens per sequence (each window holds T + 1 tokens).")
+      .at_least(1)
+      .defines_result()
       .optional("probe.eval.start_item", FieldType::Int, "0",
-                "First item of the indexed dataset the windows start at.");
+                "First item of the indexed dataset the windows start at.")
+      .at_least(0)
+      .defines_result();
   s.optional("probe.attribution", FieldType::String, "none",
              "Also quantize one unit at a time, the rest float32, and log each unit's INT4 "
              "gap (and GPTQ gap): none, tensor (each selected tensor) or layer (each layer's "
-             "selected tensors together).");
+             "selected tensors together).")
+      .one_of(attribution_unit_names())
+      .defines_result();
   declare_gptq_config(s, kProbeGptqKeys, /*for_probe=*/true);
 }
 
@@ -75,6 +101,15 @@ ProbeOptions probe_options(const Config& cfg) {
   ProbeOptions o;
   o.int4 = scheme_at(cfg, "probe.int4_scheme");
   o.int8 = scheme_at(cfg, "probe.int8_scheme");
+  // The columns keep their names (the file format's contract); a quantizer of another
+  // width is said once here, and the report names it beside every table it feeds.
+  for (const auto& [key, scheme, bits] :
+       {std::tuple{"probe.int4_scheme", o.int4, 4}, std::tuple{"probe.int8_scheme", o.int8, 8}}) {
+    if (scheme.bits != bits) {
+      spdlog::warn("{} is {}: its {}-bit numbers go to the *_int{} columns", key, scheme.name(),
+                   scheme.bits, bits);
+    }
+  }
   o.include = cfg.get_string("probe.tensors.include");
   o.exclude = cfg.get_string("probe.tensors.exclude");
   for (const char* key : {"probe.tensors.include", "probe.tensors.exclude"}) {
@@ -85,23 +120,11 @@ ProbeOptions probe_options(const Config& cfg) {
     }
   }
   o.batch_size = cfg.get_int("probe.batch_size");
-  if (o.batch_size < 1)
-    throw ConfigError("config " + cfg.where("probe.batch_size") + ": must be at least 1");
   o.activation_memory = cfg.get_float("probe.activation_memory");
-  if (!(o.activation_memory >= 0)) {
-    throw ConfigError("config " + cfg.where("probe.activation_memory") + ": must be at least 0");
-  }
   o.outlier_ratio = cfg.get_float("probe.outlier_ratio");
-  if (!(o.outlier_ratio > 0 && o.outlier_ratio < 1)) {
-    throw ConfigError("config " + cfg.where("probe.outlier_ratio") + ": must be between 0 and 1");
-  }
   o.device = cfg.get_string("probe.device");
   if (gptq_enabled(cfg, kProbeGptqKeys)) o.gptq = gptq_options(cfg, kProbeGptqKeys, o.int4);
-  try {
-    o.attribution = parse_attribution_units(cfg.get_string("probe.attribution"));
-  } catch (const ConfigError& e) {
-    throw ConfigError("config " + cfg.where("probe.attribution") + ": " + e.what());
-  }
+  o.attribution = cfg.get_enum("probe.attribution", attribution_unit_names());
   return o;
 }
 

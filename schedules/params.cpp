@@ -12,22 +12,6 @@ namespace qf::schedules {
 
 namespace {
 
-// Shortest text that reads back as the same double, so docs show "0.0006", not 0.000599…
-std::string number_text(double v) {
-  char buf[32];
-  for (int digits = 1; digits <= 17; ++digits) {
-    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
-
 std::string got(const YAML::Node& n) {
   if (n.IsScalar()) return "got '" + n.Scalar() + "'";
   return n.IsSequence() ? "got a list" : n.IsMap() ? "got a mapping" : "got null";
@@ -42,8 +26,8 @@ ParamSpec make_spec(std::string name, ParamKind kind, std::string doc) {
 }
 
 ParamSpec with_bound(ParamSpec s, bool lower, double v, bool open) {
-  (lower ? s.low : s.high) = v;
-  (lower ? s.low_open : s.high_open) = open;
+  (lower ? s.range.low : s.range.high) = v;
+  (lower ? s.range.low_open : s.range.high_open) = open;
   return s;
 }
 
@@ -68,13 +52,7 @@ ParamSpec ParamSpec::below(double v) const {
 }
 
 std::string ParamSpec::range_text() const {
-  if (low && high) {
-    return std::string("in ") + (low_open ? "(" : "[") + number_text(*low) + ", " +
-           number_text(*high) + (high_open ? ")" : "]");
-  }
-  if (low) return (low_open ? "> " : ">= ") + number_text(*low);
-  if (high) return (high_open ? "< " : "<= ") + number_text(*high);
-  return "";
+  return range.text();
 }
 
 std::string ParamSpec::type_text() const {
@@ -86,7 +64,7 @@ std::string ParamSpec::type_text() const {
     case ParamKind::Integer:
       return "an integer" + suffix;
     case ParamKind::Choice:
-      return "one of " + join(choices);
+      return "one of " + join_names(choices);
     case ParamKind::IntegerList:
       return "a list of integers" + (range.empty() ? "" : " each" + suffix);
     case ParamKind::Schedule:
@@ -133,7 +111,7 @@ Params::Params(const std::string& schedule_name, const std::vector<ParamSpec>& s
     if (!declared) {
       throw ConfigError("config " + where_(key_ + "." + name) +
                         ": unknown parameter of schedule '" + schedule_name +
-                        "'; its parameters are: " + (known.empty() ? "(none)" : join(known)));
+                        "'; its parameters are: " + (known.empty() ? "(none)" : join_names(known)));
     }
   }
   for (const auto& spec : specs) {
@@ -167,10 +145,7 @@ Params::Value Params::read(const ParamSpec& spec, const YAML::Node& node,
       throw expected(n, at);
     }
     const double d = static_cast<double>(v);
-    const bool ok = std::isfinite(d) &&
-                    (!spec.low || (spec.low_open ? d > *spec.low : d >= *spec.low)) &&
-                    (!spec.high || (spec.high_open ? d < *spec.high : d <= *spec.high));
-    if (!ok) {
+    if (!std::isfinite(d) || !spec.range.contains(d)) {
       throw ConfigError("config " + where_(at) + ": must be " + spec.range_text() + ", got " +
                         n.Scalar());
     }

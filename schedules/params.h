@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/config_schema.h"
 #include "schedules/lr_schedule.h"
 
 namespace qf::schedules {
@@ -34,8 +35,7 @@ struct ParamSpec {
   std::optional<std::string> default_yaml;  // absent: required
   std::vector<std::string> choices;         // ParamKind::Choice
   // Numeric range (Number, Integer, and each element of IntegerList).
-  std::optional<double> low, high;
-  bool low_open = false, high_open = false;
+  NumericRange range;
 
   // Chainable refinements for the declaration lists.
   ParamSpec by_default(std::string yaml) const;

@@ -10,6 +10,8 @@
 
 #include "core/atomic_file.h"
 #include "core/errors.h"
+#include "core/json_field.h"
+#include "core/step_name.h"
 #include "core/torch/tensor_io.h"
 #include "model/hf_checkpoint.h"
 
@@ -20,16 +22,6 @@ namespace {
 
 constexpr const char* kStateJson = "trainer_state.json";
 constexpr const char* kStateTensors = "trainer_state.safetensors";
-
-template <class T>
-T field(const nlohmann::json& j, const char* key, const std::string& where) {
-  if (!j.contains(key)) throw FormatError(where + ": missing key '" + key + "'");
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(where + ": key '" + key + "' has the wrong type (" + e.what() + ")");
-  }
-}
 
 // Test hook for the reliability tests: QF_FAULT=crash_in_checkpoint_write[:STEP] makes
 // the process die (as from kill -9) halfway through writing a checkpoint (of that step).
@@ -72,36 +64,29 @@ nlohmann::json TrainerState::to_json() const {
 }
 
 TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& where) {
-  if (!j.is_object() || field<std::string>(j, "format", where) != kTrainerStateFormat) {
+  const std::string what = where + ": trainer state";
+  if (!j.is_object() || json_field<std::string>(j, "format", what) != kTrainerStateFormat) {
     throw FormatError(where + ": not a " + std::string(kTrainerStateFormat) + " file");
   }
   TrainerState s;
-  s.run_steps = field<int64_t>(j, "run_steps", where);
-  s.global_step = field<int64_t>(j, "global_step", where);
-  s.base_step = field<int64_t>(j, "base_step", where);
-  s.optimizer_steps = field<int64_t>(j, "optimizer_steps", where);
-  s.tokens = field<int64_t>(j, "tokens", where);
-  s.skipped_steps = field<int64_t>(j, "skipped_steps", where);
-  s.world_size = field<int>(j, "world_size", where);
-  s.cursor = field<nlohmann::json>(j, "cursor", where);
-  s.schedule = field<std::string>(j, "schedule", where);
-  s.fingerprint = field<std::string>(j, "fingerprint", where);
-  s.fingerprint_keys = field<nlohmann::json>(j, "fingerprint_keys", where);
+  s.run_steps = json_field<int64_t>(j, "run_steps", what);
+  s.global_step = json_field<int64_t>(j, "global_step", what);
+  s.base_step = json_field<int64_t>(j, "base_step", what);
+  s.optimizer_steps = json_field<int64_t>(j, "optimizer_steps", what);
+  s.tokens = json_field<int64_t>(j, "tokens", what);
+  s.skipped_steps = json_field<int64_t>(j, "skipped_steps", what);
+  s.world_size = json_field<int>(j, "world_size", what);
+  s.cursor = json_field<nlohmann::json>(j, "cursor", what);
+  s.schedule = json_field<std::string>(j, "schedule", what);
+  s.fingerprint = json_field<std::string>(j, "fingerprint", what);
+  s.fingerprint_keys = json_field<nlohmann::json>(j, "fingerprint_keys", what);
   // Absent in checkpoints written before runs could switch or stop early.
   if (j.contains("switch_after")) {
-    s.switch_after = field<int64_t>(j, "switch_after", where);
-    s.switch_schedule = field<std::string>(j, "switch_schedule", where);
+    s.switch_after = json_field<int64_t>(j, "switch_after", what);
+    s.switch_schedule = json_field<std::string>(j, "switch_schedule", what);
   }
-  if (j.contains("stop_reason")) s.stop_reason = field<std::string>(j, "stop_reason", where);
+  if (j.contains("stop_reason")) s.stop_reason = json_field<std::string>(j, "stop_reason", what);
   return s;
-}
-
-std::optional<int64_t> step_from_name(const fs::path& dir) {
-  static const std::regex pattern("step([0-9]{1,18})");
-  std::smatch m;
-  const std::string name = dir.filename().string();
-  if (!std::regex_match(name, m, pattern)) return std::nullopt;
-  return std::stoll(m[1].str());
 }
 
 std::vector<CheckpointInfo> list_checkpoints(const fs::path& checkpoints_dir) {
@@ -110,7 +95,7 @@ std::vector<CheckpointInfo> list_checkpoints(const fs::path& checkpoints_dir) {
   if (!fs::is_directory(checkpoints_dir, ec)) return out;
   for (const auto& entry : fs::directory_iterator(checkpoints_dir)) {
     if (!entry.is_directory()) continue;
-    const auto step = step_from_name(entry.path());
+    const auto step = checkpoint_dir_step(entry.path());
     if (step && fs::exists(entry.path() / kStateJson)) out.push_back({*step, entry.path()});
   }
   std::sort(out.begin(), out.end(),
@@ -127,7 +112,7 @@ std::vector<fs::path> remove_partial_checkpoints(const fs::path& checkpoints_dir
     const std::string name = entry.path().filename().string();
     // A step<N> without trainer_state.json is what a kill during pruning left before
     // pruning renamed first (the state file is written last, and renamed in whole).
-    const bool orphan = entry.is_directory() && step_from_name(entry.path()) &&
+    const bool orphan = entry.is_directory() && checkpoint_dir_step(entry.path()) &&
                         !fs::exists(entry.path() / kStateJson);
     if (orphan || std::regex_match(name, partial) || is_deletion_leftover(name)) {
       fs::remove_all(entry.path(), ec);

@@ -89,7 +89,4 @@ std::vector<CheckpointInfo> checkpoints_to_prune(const std::vector<CheckpointInf
                                                  int64_t keep_last,
                                                  const std::vector<int64_t>& keep_steps);
 
-// The global step a checkpoint directory's name gives ("step77000" -> 77000), if any.
-std::optional<int64_t> step_from_name(const std::filesystem::path& dir);
-
 }  // namespace qf::train

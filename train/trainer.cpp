@@ -16,6 +16,7 @@
 #include "core/logging.h"
 #include "core/progress.h"
 #include "core/run_events.h"
+#include "core/step_name.h"
 #include "core/torch/compat.h"
 #include "model/hf_checkpoint.h"
 #include "schedules/registry.h"
@@ -84,6 +85,23 @@ Trainer::Trainer(const Config& config, TrainOptions options)
     : config_(config), options_(std::move(options)) {
   if (options_.threads > 0) at::set_num_threads(options_.threads);
   schedule_ = schedules::make_schedule(config_, "schedule");
+  join_ranks();
+  const std::vector<CheckpointInfo> existing = claim_run_dir();
+  open_data();
+  build_model();
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (auto& item : model_->named_parameters()) named.emplace_back(item.key(), item.value());
+  optimizer_ = std::make_unique<AdamW>(named, options_.adamw);
+  if (options_.ema.enabled()) ema_ = std::make_unique<WeightEma>(named, options_.ema);
+  if (!existing.empty()) resume_from(existing.back().dir.string());
+  std::vector<at::Tensor> params;
+  for (auto& [name, p] : named) params.push_back(p);
+  dp_->broadcast(params);
+  dp_->attach(params);
+  open_run_file(!existing.empty());
+}
+
+void Trainer::join_ranks() {
   const DistEnv env = DistEnv::from_environment();
   device_ = device_for(options_.device, env);
   DataParallelOptions dp_options;
@@ -101,6 +119,9 @@ Trainer::Trainer(const Config& config, TrainOptions options)
     throw ConfigError("config " + config_.where("train.precision") +
                       ": bf16 autocast is for GPUs; CPUs train in float32");
   }
+}
+
+std::vector<CheckpointInfo> Trainer::claim_run_dir() {
   const fs::path checkpoints = options_.dir / "checkpoints";
   lock_run_dir();
   if (is_root()) {
@@ -110,39 +131,29 @@ Trainer::Trainer(const Config& config, TrainOptions options)
     add_log_file(options_.dir / "log.txt");
   }
   dp_->barrier();
-  const auto existing = list_checkpoints(checkpoints);
+  auto existing = list_checkpoints(checkpoints);
   const bool has_run = !existing.empty() || fs::exists(options_.dir / "run.h5");
-  if (options_.resume == "never" && has_run) {
+  if (options_.resume == ResumePolicy::kNever && has_run) {
     throw ConfigError("run.resume is 'never' but " + options_.dir.string() +
                       " already holds a run; choose another run.dir or remove it");
   }
-  if (options_.resume == "require" && existing.empty()) {
-    throw Error("run.resume is 'require' but " + (checkpoints).string() + " holds no checkpoint");
+  if (options_.resume == ResumePolicy::kRequire && existing.empty()) {
+    throw Error("run.resume is 'require' but " + checkpoints.string() + " holds no checkpoint");
   }
+  return existing;
+}
 
+void Trainer::open_data() {
   dataset_ =
       std::make_shared<const data::IndexedDataset>(data::IndexedDataset::open(options_.dataset));
   data::BatchCursor cursor;
-  cursor.order =
-      options_.order == "sequential" ? data::BatchOrder::kSequential : data::BatchOrder::kSeeded;
+  cursor.order = options_.order;
   cursor.seq_len = options_.seq_len;
   cursor.global_batch = options_.global_batch;
   cursor.start_item = options_.start_item;
   cursor.max_windows = options_.windows;
   cursor.seed = static_cast<uint64_t>(options_.seed);
   reader_ = std::make_unique<data::BatchReader>(dataset_, cursor, dp_->rank(), dp_->world_size());
-
-  build_model();
-  std::vector<std::pair<std::string, at::Tensor>> named;
-  for (auto& item : model_->named_parameters()) named.emplace_back(item.key(), item.value());
-  optimizer_ = std::make_unique<AdamW>(named, options_.adamw);
-  if (options_.ema.enabled()) ema_ = std::make_unique<WeightEma>(named, options_.ema);
-  if (!existing.empty()) resume_from(existing.back().dir.string());
-  std::vector<at::Tensor> params;
-  for (auto& [name, p] : named) params.push_back(p);
-  dp_->broadcast(params);
-  dp_->attach(params);
-  open_run_file(!existing.empty());
 }
 
 void Trainer::lock_run_dir() {
@@ -210,7 +221,7 @@ void Trainer::build_model() {
     model::LoadOptions load;
     load.device = device_;
     model_ = model::load_hf_checkpoint(*options_.init, load).model;
-    const auto named_step = step_from_name(*options_.init);
+    const auto named_step = checkpoint_dir_step(*options_.init);
     base_step_ = options_.base_step >= 0 ? options_.base_step : named_step.value_or(0);
   } else {
     const model::GptNeoXConfig cfg = options_.model_config
@@ -234,12 +245,12 @@ void Trainer::resume_from(const std::string& dir) {
                       std::to_string(options_.steps) +
                       "); raise train.steps to go on, or use another run.dir");
   }
-  const nlohmann::json now = resume_fingerprint_keys(config_);
-  if (st.fingerprint != fingerprint_of(now)) {
+  const std::string differences = fingerprint_differences(config_.schema(), st.fingerprint_keys,
+                                                          resume_fingerprint_keys(config_));
+  if (!differences.empty()) {
     throw ConfigError("cannot resume from " + dir +
                       ": the configuration differs in keys that decide what the run computes: " +
-                      fingerprint_differences(st.fingerprint_keys, now) +
-                      ". Use another run.dir for a different run.");
+                      differences + ". Use another run.dir for a different run.");
   }
   if (st.world_size != dp_->world_size() && !options_.allow_world_size_change) {
     throw ConfigError("cannot resume from " + dir + ": it was written by " +

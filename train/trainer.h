@@ -32,6 +32,7 @@
 #include "data/batches.h"
 #include "model/gpt_neox.h"
 #include "schedules/lr_schedule.h"
+#include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/train_config.h"
 #include "train/weight_ema.h"
@@ -132,6 +133,11 @@ class Trainer {
   bool is_root() const;
 
  private:
+  // The constructor's stages, in order.
+  void join_ranks();  // device, data parallelism over the job's ranks, precision
+  // Locks run.dir, cleans up after a kill, applies run.resume: the checkpoints found.
+  std::vector<CheckpointInfo> claim_run_dir();
+  void open_data();  // the dataset and this rank's batch reader
   void lock_run_dir();
   void build_model();
   void resume_from(const std::string& dir);

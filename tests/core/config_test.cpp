@@ -1,8 +1,9 @@
+#include "core/config.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 
-#include "core/config.h"
 #include "core/errors.h"
 #include "test_support.h"
 
@@ -47,12 +48,13 @@ qf::Config resolve(const ConfigSchema& schema, const qf::test::TempDir& dir,
 TEST(Config, DefaultsFilesThenSetInOrder) {
   auto schema = test_schema();
   qf::test::TempDir dir;
-  auto cfg = resolve(schema, dir, {{"a.yaml", "train:\n  steps: 5\n  lr: 1e-3\n"},
-                                  {"b.yaml", "train:\n  steps: 7\n"}},
-                     {"model.dir=/m", "train.lr=0.5"});
-  EXPECT_EQ(cfg.get_int("train.steps"), 7);     // later file wins
+  auto cfg =
+      resolve(schema, dir,
+              {{"a.yaml", "train:\n  steps: 5\n  lr: 1e-3\n"}, {"b.yaml", "train:\n  steps: 7\n"}},
+              {"model.dir=/m", "train.lr=0.5"});
+  EXPECT_EQ(cfg.get_int("train.steps"), 7);          // later file wins
   EXPECT_DOUBLE_EQ(cfg.get_float("train.lr"), 0.5);  // --set wins over files
-  EXPECT_FALSE(cfg.get_bool("train.bf16"));     // default
+  EXPECT_FALSE(cfg.get_bool("train.bf16"));          // default
   EXPECT_EQ(cfg.get_int_list("train.seeds"), (std::vector<int64_t>{1, 2, 3}));
   EXPECT_EQ(cfg.origin("train.steps").str(), (dir / "b.yaml").string() + ":2");
   EXPECT_EQ(cfg.origin("train.lr").str(), "--set train.lr=0.5");
@@ -163,7 +165,8 @@ TEST(Config, ABlockStyleListDumpsAsYamlThatLoadsBack) {
   const auto cfg = resolve(schema, dir, {{"c.yaml", "train:\n  seeds:\n    - 4\n    - 5\n"}});
   ConfigLoader again(schema);
   again.add_text(cfg.dump(), "dump");
-  EXPECT_EQ(again.resolve().get_int_list("train.seeds"), (std::vector<int64_t>{4, 5})) << cfg.dump();
+  EXPECT_EQ(again.resolve().get_int_list("train.seeds"), (std::vector<int64_t>{4, 5}))
+      << cfg.dump();
 }
 
 TEST(Config, BadSetSyntaxIsUsageError) {
@@ -238,12 +241,91 @@ TEST(Config, EmptySectionKeepsDefaultsAndRepeatedKeysAreErrors) {
   auto cfg = resolve(schema, dir, {{"empty.yaml", "train:\n  # steps: 3\n"}});
   EXPECT_EQ(cfg.get_int("train.steps"), 100);
   EXPECT_DOUBLE_EQ(cfg.get_float("train.lr"), 6e-4);
-  std::string msg = message_of<ConfigError>(
-      [&] { resolve(schema, dir, {{"dup.yaml", "train:\ntrain:\n  steps: 5\n"}}); });
+  std::string msg = message_of<ConfigError>([&] {
+    resolve(schema, dir, {{"dup.yaml", "train:\ntrain:\n  steps: 5\n"}});
+  });
   EXPECT_NE(msg.find("duplicate config key 'train' in " + (dir / "dup.yaml").string() + ":2"),
             std::string::npos)
       << msg;
-  std::string inner = message_of<ConfigError>(
-      [&] { resolve(schema, dir, {{"dup2.yaml", "schedule: {name: a, name: b}\n"}}); });
+  std::string inner = message_of<ConfigError>([&] {
+    resolve(schema, dir, {{"dup2.yaml", "schedule: {name: a, name: b}\n"}});
+  });
   EXPECT_NE(inner.find("duplicate config key 'name'"), std::string::npos) << inner;
+}
+
+namespace {
+
+enum class Mode { kFast, kExact };
+const qf::EnumNames<Mode> kModes = {{"fast", Mode::kFast}, {"exact", Mode::kExact}};
+
+ConfigSchema constrained_schema() {
+  ConfigSchema s;
+  s.optional("train.mode", FieldType::String, "fast", "How to train.")
+      .one_of(kModes)
+      .optional("train.steps", FieldType::Int, "10", "Updates.")
+      .at_least(1)
+      .optional("train.beta", FieldType::Float, "0.9", "A decay.")
+      .at_least(0)
+      .below(1)
+      .defines_result()
+      .optional("train.at", FieldType::IntList, "[0]", "Steps.")
+      .at_least(0)
+      .optional("train.ratio", FieldType::Float, "null", "Off when null.")
+      .above(0);
+  return s;
+}
+
+}  // namespace
+
+TEST(Config, ChoicesAndRangesAreCheckedNamingTheKeyAndWhereItWasSet) {
+  const ConfigSchema schema = constrained_schema();
+  qf::test::TempDir dir;
+  const auto error = [&](const std::string& yaml) {
+    return message_of<ConfigError>([&] { resolve(schema, dir, {{"c.yaml", yaml}}, {}); });
+  };
+  const std::string at = (dir / "c.yaml").string();
+  EXPECT_EQ(error("train: {mode: slow}"),
+            "config key 'train.mode' (" + at + ":1): expected one of fast, exact, got 'slow'");
+  EXPECT_EQ(error("train: {steps: 0}"),
+            "config key 'train.steps' (" + at + ":1): must be >= 1, got 0");
+  EXPECT_EQ(error("train: {beta: 1}"),
+            "config key 'train.beta' (" + at + ":1): must be in [0, 1), got 1");
+  EXPECT_EQ(error("train: {beta: .nan}"),
+            "config key 'train.beta' (" + at + ":1): must be in [0, 1), got .nan");
+  EXPECT_EQ(error("train: {at: [3, -1]}"),
+            "config key 'train.at.1' (" + at + ":1): must be >= 0, got -1");
+  EXPECT_EQ(error("train: {ratio: 0}"),
+            "config key 'train.ratio' (" + at + ":1): must be > 0, got 0");
+  // In range, and null where the default is null: accepted; the enum reads typed.
+  const auto cfg =
+      resolve(schema, dir, {{"ok.yaml", "train: {mode: exact, steps: 1, beta: 0}"}}, {});
+  EXPECT_EQ(cfg.get_enum("train.mode", kModes), Mode::kExact);
+  EXPECT_TRUE(cfg.is_null("train.ratio"));
+  EXPECT_TRUE(schema.find("train.beta")->defines_result);
+  EXPECT_FALSE(schema.find("train.steps")->defines_result);
+}
+
+TEST(Config, DumpWithDocsShowsTheChoicesAndRanges) {
+  const ConfigSchema schema = constrained_schema();
+  const std::string docs = ConfigLoader(schema).resolve(false).dump(true);
+  EXPECT_NE(docs.find("  # How to train.\n  # (one of fast, exact)\n  mode: fast\n"),
+            std::string::npos)
+      << docs;
+  EXPECT_NE(docs.find("  # (>= 1)\n  steps: 10\n"), std::string::npos) << docs;
+  EXPECT_NE(docs.find("  # (in [0, 1))\n  # (defines the result)\n  beta: 0.9\n"),
+            std::string::npos)
+      << docs;
+  EXPECT_NE(docs.find("  # (each >= 0)\n  at: [0]\n"), std::string::npos) << docs;
+}
+
+TEST(Config, RefinementsMustFitTheFieldDeclaredLast) {
+  ConfigSchema s;
+  EXPECT_THROW(s.at_least(0), std::logic_error);  // no field yet
+  s.optional("a.n", FieldType::Int, "1", "n");
+  EXPECT_THROW(s.one_of({"x"}), std::logic_error);  // choices on an integer
+  s.optional("a.name", FieldType::String, "x", "name");
+  EXPECT_THROW(s.at_least(0), std::logic_error);  // a range on a string
+  // A default outside its own constraint fails the first resolve (every test builds it).
+  s.one_of({"y"});
+  EXPECT_THROW(ConfigLoader(s).resolve(), ConfigError);
 }

@@ -22,8 +22,9 @@ using qf::test::run_quantfork;
 
 // A small audited trajectory: the gap creeps up while FP32 perplexity falls, and the
 // phase detection found no divergence (as on fixtures/trajectory).
-void write_audit(const fs::path& file, bool diverged, bool gptq = false) {
-  AuditFile audit = AuditFile::create(file.string(), RunAttributes{}, "audit: {}\n");
+void write_audit(const fs::path& file, bool diverged, bool gptq = false,
+                 const std::string& config = "audit: {}\n") {
+  AuditFile audit = AuditFile::create(file.string(), RunAttributes{}, config);
   const std::int64_t steps[] = {0, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000};
   for (std::size_t i = 0; i < std::size(steps); ++i) {
     AuditRow r;
@@ -268,6 +269,24 @@ TEST_F(ReportCli, GptqGapIsShownBesideTheRoundToNearestGap) {
   const auto p = run_quantfork("report --audit plain.h5 --out rep2", dir_.path());
   ASSERT_EQ(p.exit_code, 0) << p.err;
   EXPECT_EQ(qf::test::read_file(dir_ / "rep2" / "report.md").find("GPTQ"), std::string::npos);
+}
+
+// The INT4 and INT8 columns hold whatever probe.int4_scheme and probe.int8_scheme name;
+// the report says which, and says it loudly when the width is not the column's.
+TEST_F(ReportCli, TheQuantizersBehindTheColumnsAreNamed) {
+  write_audit(dir_ / "audit.h5", true);
+  ASSERT_EQ(run_quantfork("report --audit audit.h5 --out rep", dir_.path()).exit_code, 0);
+  std::string md = qf::test::read_file(dir_ / "rep" / "report.md");
+  EXPECT_NE(md.find("Quantizers: `int4_asym_g128` (the INT4 columns) and `int8_sym_channel` "
+                    "(the INT8 columns)"),
+            std::string::npos)
+      << md;
+  EXPECT_EQ(md.find("columns of this audit hold"), std::string::npos) << md;
+  write_audit(dir_ / "int3.h5", true, false, "probe: {int4_scheme: int3_sym_g64}\n");
+  ASSERT_EQ(run_quantfork("report --audit int3.h5 --out rep3", dir_.path()).exit_code, 0);
+  md = qf::test::read_file(dir_ / "rep3" / "report.md");
+  EXPECT_NE(md.find("**The INT4 columns of this audit hold `int3_sym_g64`.**"), std::string::npos)
+      << md;
 }
 
 TEST_F(ReportCli, DivergenceIsNamed) {

@@ -4,6 +4,7 @@
 // the command-line corners of resuming.
 #include <random>
 
+#include "core/step_name.h"
 #include "train/checkpoint.h"
 #include "train_test_support.h"
 
@@ -38,7 +39,7 @@ void expect_same_rows(const std::vector<TrainRow>& a, const std::vector<TrainRow
 void expect_only_whole_checkpoints(const fs::path& checkpoints) {
   for (const auto& e : fs::directory_iterator(checkpoints)) {
     const std::string name = e.path().filename().string();
-    ASSERT_TRUE(train::step_from_name(e.path()).has_value()) << "left over: " << e.path();
+    ASSERT_TRUE(checkpoint_dir_step(e.path()).has_value()) << "left over: " << e.path();
     for (const char* f :
          {"config.json", "model.safetensors", "trainer_state.safetensors", "trainer_state.json"}) {
       EXPECT_TRUE(fs::exists(e.path() / f)) << e.path() << " lacks " << f;

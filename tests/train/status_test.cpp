@@ -28,7 +28,7 @@ TEST_F(Status, AFinishedAFailedAndANotStartedRun) {
   write_run_config(dir_.path(), "checkpoint: {every: 4}\n");
   ASSERT_EQ(run_quantfork("train --config run.yaml --set run.dir=done", dir_.path()).exit_code, 0);
   ASSERT_EQ(run_quantfork("train --config run.yaml --set run.dir=failed "
-                          "--set train.inject_nan_at_step=6",
+                          "--set debug.inject_nan_at_step=6",
                           dir_.path())
                 .exit_code,
             1);

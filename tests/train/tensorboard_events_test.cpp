@@ -73,7 +73,7 @@ using TensorBoardEvents = TinyRunTest;
 TEST_F(TensorBoardEvents, EqualRunFileRowsAndAResumeAfterAFailureLogsNoStepTwice) {
   write_run_config(dir_.path(), kProbe);
   // Fails at update 9, after the checkpoint of update 8 (run_steps 8) and rows 0..8.
-  auto r = run_quantfork("train --config run.yaml --set train.inject_nan_at_step=9", dir_.path());
+  auto r = run_quantfork("train --config run.yaml --set debug.inject_nan_at_step=9", dir_.path());
   ASSERT_EQ(r.exit_code, 1) << r.err;
   ASSERT_EQ(event_files_in(dir_ / "run/tb").size(), 1u);
   EXPECT_EQ(scalars_by_tag(dir_ / "run/tb").at("train/loss").rbegin()->first, 8);

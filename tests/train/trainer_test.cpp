@@ -50,8 +50,8 @@ TEST_F(TrainRun, LearnsAndLogsEveryStepWithTheScheduleFormula) {
     // gpt-neox's AnnealingLR with warmup 2, decay 20 (pythia.md), written out here.
     const double n = static_cast<double>(row.step);
     const double m = std::min(n, 20.0 - 2.0);
-    const double lr = n <= 2 ? 1e-2 * m / 2
-                             : std::max(1e-3, 1e-2 / 2 * (1 + std::cos(M_PI * (m - 2) / 20)));
+    const double lr =
+        n <= 2 ? 1e-2 * m / 2 : std::max(1e-3, 1e-2 / 2 * (1 + std::cos(M_PI * (m - 2) / 20)));
     EXPECT_DOUBLE_EQ(row.lr, lr) << "step " << row.step;
     EXPECT_EQ(row.tokens, (row.step + 1) * 4 * 16);
   }
@@ -71,8 +71,8 @@ TEST_F(TrainRun, ResumeAfterKillNineIsBitwiseIdentical) {
     const std::string run = "killed" + std::to_string(k);
     write_run_config(dir_.path(), "checkpoint: {every: " + std::to_string(k) + ", keep_last: 5}\n",
                      run + ".yaml");
-    const pid_t pid = spawn_quantfork("train --config " + run + ".yaml --set run.dir=" + run,
-                                      dir_.path());
+    const pid_t pid =
+        spawn_quantfork("train --config " + run + ".yaml --set run.dir=" + run, dir_.path());
     ASSERT_TRUE(wait_for(dir_ / run / "checkpoints" / ("step" + std::to_string(k)), 60));
     ::kill(pid, SIGKILL);
     wait_exit_code(pid);
@@ -107,8 +107,8 @@ TEST_F(TrainRun, CheckpointLoadsInLogitsWithTheTrainingLoss) {
   write_run_config(dir_.path(), "checkpoint: {every: 5, keep_last: 3}\n");
   ASSERT_EQ(train("run.yaml").exit_code, 0);
   const auto rows = train_rows(dir_ / "run");
-  auto dataset = std::make_shared<const data::IndexedDataset>(
-      data::IndexedDataset::open(dir_ / "tokens"));
+  auto dataset =
+      std::make_shared<const data::IndexedDataset>(data::IndexedDataset::open(dir_ / "tokens"));
   data::BatchCursor cursor;
   cursor.order = data::BatchOrder::kSeeded;
   cursor.seq_len = 16;
@@ -121,16 +121,15 @@ TEST_F(TrainRun, CheckpointLoadsInLogitsWithTheTrainingLoss) {
     ids.push_back(std::vector<int64_t>(batch.data.row(r), batch.data.row(r) + 17));
   }
   write_file(dir_ / "ids.json", ids.dump());
-  const auto r = run_quantfork("logits --model run/checkpoints/step5 --ids ids.json --out out.safetensors",
-                               dir_.path());
+  const auto r = run_quantfork(
+      "logits --model run/checkpoints/step5 --ids ids.json --out out.safetensors", dir_.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const float loss = load_tensors(dir_ / "out.safetensors").at("loss").item<float>();
   EXPECT_NEAR(loss, rows[5].loss, 1e-5 * std::abs(rows[5].loss));
 }
 
 TEST_F(TrainRun, NanStopsWithTheStepAndKeepsTheGoodCheckpoint) {
-  write_run_config(dir_.path(), "checkpoint: {every: 2}\n", "run.yaml",
-                   {{"inject_nan_at_step", "5"}});
+  write_run_config(dir_.path(), "checkpoint: {every: 2}\ndebug: {inject_nan_at_step: 5}\n");
   const auto r = train("run.yaml");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("update 5"), std::string::npos) << r.err;
@@ -140,11 +139,14 @@ TEST_F(TrainRun, NanStopsWithTheStepAndKeepsTheGoodCheckpoint) {
   EXPECT_EQ(ckpts.back().step, 4);
   write_file(dir_ / "ids.json", "[[1, 2, 3, 4, 5]]");
   EXPECT_EQ(run_quantfork("logits --model run/checkpoints/step4 --ids ids.json --out o.safetensors",
-                          dir_.path()).exit_code, 0);
+                          dir_.path())
+                .exit_code,
+            0);
 }
 
 TEST_F(TrainRun, NanSkippedWhenConfigured) {
-  write_run_config(dir_.path(), "", "run.yaml", {{"inject_nan_at_step", "5"}, {"on_nan", "skip"}});
+  write_run_config(dir_.path(), "debug: {inject_nan_at_step: 5}\n", "run.yaml",
+                   {{"on_nan", "skip"}});
   const auto r = train("run.yaml");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("skipped 1"), std::string::npos) << r.out;

@@ -1,11 +1,13 @@
-#include "schedules/probe_plan.h"
+#include "experiments/probe_plan.h"
 
 #include <map>
+#include <stdexcept>
 
-namespace qf::schedules {
+namespace qf::experiments {
 
-std::vector<ProbePoint> probe_plan(const std::vector<NamedSchedule>& arms, int64_t begin,
-                                   int64_t end, int64_t every) {
+std::vector<PlannedProbe> probe_plan(const std::vector<NamedSchedule>& arms, int64_t begin,
+                                     int64_t end, int64_t every,
+                                     const std::vector<int64_t>& at_steps) {
   std::map<int64_t, std::vector<std::string>> reasons;
   if (end <= begin) return {};
   for (const auto& arm : arms) {
@@ -26,11 +28,18 @@ std::vector<ProbePoint> probe_plan(const std::vector<NamedSchedule>& arms, int64
       reasons[s].push_back("every");
     }
   }
+  for (const int64_t s : at_steps) {
+    if (s < begin || s >= end) {
+      throw std::out_of_range("probe step " + std::to_string(s) + " outside [" +
+                              std::to_string(begin) + ", " + std::to_string(end) + ")");
+    }
+    reasons[s].push_back("at_steps");
+  }
   reasons[end - 1].push_back("last");
-  std::vector<ProbePoint> plan;
+  std::vector<PlannedProbe> plan;
   plan.reserve(reasons.size());
   for (auto& [step, why] : reasons) plan.push_back({step, std::move(why)});
   return plan;
 }
 
-}  // namespace qf::schedules
+}  // namespace qf::experiments

@@ -1,18 +1,18 @@
-#include "schedules/probe_plan.h"
+#include "experiments/probe_plan.h"
 
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
 #include "schedules/registry.h"
 
+using qf::experiments::probe_plan;
 using qf::schedules::make_schedule;
-using qf::schedules::probe_plan;
 
 namespace {
-qf::schedules::NamedSchedule arm(const std::string& name, const std::string& yaml) {
+qf::experiments::NamedSchedule arm(const std::string& name, const std::string& yaml) {
   return {name, make_schedule(YAML::Load(yaml), "schedule")};
 }
-std::vector<int64_t> steps_of(const std::vector<qf::schedules::ProbePoint>& plan) {
+std::vector<int64_t> steps_of(const std::vector<qf::experiments::PlannedProbe>& plan) {
   std::vector<int64_t> out;
   for (const auto& p : plan) out.push_back(p.step);
   return out;
@@ -20,7 +20,7 @@ std::vector<int64_t> steps_of(const std::vector<qf::schedules::ProbePoint>& plan
 }  // namespace
 
 TEST(ProbePlan, UnionOfBoundariesSettledPointsPeaksEveryAndLast) {
-  std::vector<qf::schedules::NamedSchedule> arms = {
+  std::vector<qf::experiments::NamedSchedule> arms = {
       arm("sgdr", "{name: sgdr, max_lr: 1, min_lr: 0, t0: 10, t_mult: 2}"),
       arm("oli",
           "{name: oli, envelope: {name: constant, lr: 1}, period: 20, bump_fraction: 0.25}")};
@@ -62,9 +62,19 @@ TEST(ProbePlan, PerturbationStepsAreTheExtremes) {
 }
 
 TEST(ProbePlan, WindowAndDisabledPeriodicProbes) {
-  std::vector<qf::schedules::NamedSchedule> arms = {arm("c", "{name: constant, lr: 0.1}")};
+  std::vector<qf::experiments::NamedSchedule> arms = {arm("c", "{name: constant, lr: 0.1}")};
   // A window that does not start at 0: multiples of `every` still count from step 0.
   EXPECT_EQ(steps_of(probe_plan(arms, 7, 31, 10)), (std::vector<int64_t>{10, 20, 30}));
   EXPECT_EQ(steps_of(probe_plan(arms, 0, 5, 0)), (std::vector<int64_t>{0, 4}));
   EXPECT_TRUE(probe_plan(arms, 5, 5, 10).empty());
+}
+
+TEST(ProbePlan, StepsAskedForByNameJoinThePlanWithTheirReason) {
+  std::vector<qf::experiments::NamedSchedule> arms = {
+      arm("sgdr", "{name: sgdr, max_lr: 1, min_lr: 0, t0: 10, t_mult: 2}")};
+  const auto plan = probe_plan(arms, 0, 20, 0, {3, 9});
+  EXPECT_EQ(steps_of(plan), (std::vector<int64_t>{0, 3, 9, 10, 19}));
+  EXPECT_EQ(plan[1].reasons, (std::vector<std::string>{"at_steps"}));
+  EXPECT_EQ(plan[2].reasons, (std::vector<std::string>{"sgdr:peak0", "at_steps"}));
+  EXPECT_THROW(probe_plan(arms, 0, 20, 0, {20}), std::out_of_range);
 }
