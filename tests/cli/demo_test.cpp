@@ -17,10 +17,13 @@ namespace fs = std::filesystem;
 using qf::test::read_file;
 using qf::test::run_quantfork;
 
+// The output folder's name holds a space and a colon: every stage's config (pretrain.yaml,
+// fork.yaml, each run's) must carry such paths through YAML intact.
 const char* kShortDemo =
-    "demo --set demo.out=out --set demo.pretrain_steps=260 --set demo.checkpoint_every=20 "
-    "--set demo.batch=8 --set demo.seq_len=64 --set demo.audit_min_step=20 "
-    "--set demo.eval_sequences=16 --set demo.fork_steps=48 --set demo.probe_every=16";
+    "demo --set \"demo.out='out dir: 1'\" --set demo.pretrain_steps=260 "
+    "--set demo.checkpoint_every=20 --set demo.batch=8 --set demo.seq_len=64 "
+    "--set demo.audit_min_step=20 --set demo.eval_sequences=16 --set demo.fork_steps=48 "
+    "--set demo.probe_every=16";
 
 bool demo_available() {
   // The sanitizer build has no libtorch, hence no demo command.
@@ -42,7 +45,7 @@ TEST(Demo, RunsTheWholeStudyInMiniatureAndItsReportMatchesItsNumbers) {
   const auto r = run_quantfork(kShortDemo, dir.path());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("report: "), std::string::npos) << r.out;
-  const fs::path out = dir / "out";
+  const fs::path out = dir / "out dir: 1";
   for (const char* f : {"pretrain.yaml", "fork.yaml", "audit.h5", "model/config.json",
                         "pretrain/checkpoints/step1/model.safetensors",
                         "pretrain/checkpoints/step256/model.safetensors"}) {
