@@ -7,6 +7,7 @@
 #include <set>
 #include <utility>
 
+#include "core/config_schema.h"
 #include "core/errors.h"
 
 namespace qf::experiments {
@@ -14,16 +15,10 @@ namespace {
 
 using Key = std::pair<std::int64_t, std::int64_t>;  // (seed, step)
 
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
-
 std::string describe(const std::vector<PhaseSelector>& filter) {
   std::vector<std::string> parts;
   for (const auto& s : filter) parts.push_back(s.str());
-  return parts.empty() ? "all rows" : "[" + join(parts) + "]";
+  return parts.empty() ? "all rows" : "[" + join_names(parts) + "]";
 }
 
 // Whether a side's phase filter keeps a probe row. kUnsure: the row is the last probed
@@ -194,7 +189,7 @@ Comparison compare(const Side& arm, const Side& base, const AnalyzeOptions& o,
     }
     warnings.push_back(
         "arm '" + arm.arm + "' vs '" + base.arm + "': " + std::to_string(c.unpaired.size()) +
-        " probe row(s) cannot be paired and are left out of the paired test: " + join(first) +
+        " probe row(s) cannot be paired and are left out of the paired test: " + join_names(first) +
         (c.unpaired.size() > 3 ? ", ..." : ""));
   }
   std::vector<const Run*> both;
@@ -333,7 +328,7 @@ AnalyzeOptions analyze_options(const Config& cfg) {
   if (!is_numeric_probe_column(o.metric)) {
     std::vector<std::string> cols = numeric_probe_columns();
     throw ConfigError("config " + cfg.where("analyze.metric") + ": '" + o.metric +
-                      "' is not a numeric /probe column; expected one of: " + join(cols));
+                      "' is not a numeric /probe column; expected one of: " + join_names(cols));
   }
   const std::string weights = cfg.get_string("analyze.weights");
   const auto selection = weights_from_name(weights);
@@ -368,12 +363,12 @@ Analysis analyze(const std::vector<Run>& runs, const AnalyzeOptions& o) {
     throw ConfigError("analyze.metric '" + o.metric +
                       "' is not a numeric /probe column; "
                       "expected one of: " +
-                      join(numeric_probe_columns()));
+                      join_names(numeric_probe_columns()));
   }
   const std::vector<std::string> arms = arms_of(runs);
   if (std::find(arms.begin(), arms.end(), o.baseline) == arms.end()) {
     throw ConfigError("analyze.baseline: no run has arm '" + o.baseline +
-                      "'; the arms found are: " + join(arms));
+                      "'; the arms found are: " + join_names(arms));
   }
   std::vector<std::string> compared = o.arms;
   if (compared.empty()) {
@@ -389,7 +384,7 @@ Analysis analyze(const std::vector<Run>& runs, const AnalyzeOptions& o) {
     if (a == o.baseline || std::find(arms.begin(), arms.end(), a) == arms.end()) {
       throw ConfigError("analyze.arms: '" + a + "' is " +
                         (a == o.baseline ? "the baseline" : "not an arm of any run") +
-                        "; the arms found are: " + join(arms));
+                        "; the arms found are: " + join_names(arms));
     }
   }
   Analysis out;
